@@ -1,0 +1,63 @@
+// Package conf holds the plugin's configuration: Fluent Bit properties,
+// FDFWD_* environment variables and an Event Handler compatible TOML file,
+// merged with the precedence property > environment > TOML > default.
+package conf
+
+import "time"
+
+// Config is the validated configuration of one plugin instance.
+type Config struct {
+	// Teleport connection.
+	TeleportAddr    string        // teleport_addr / [teleport] addr
+	Identity        string        // teleport_identity / [teleport] identity
+	Cert            string        // teleport_cert / [teleport] cert
+	Key             string        // teleport_key / [teleport] key
+	CA              string        // teleport_ca / [teleport] ca
+	RefreshEnabled  bool          // teleport_refresh_enabled / [teleport] refresh.enabled
+	RefreshInterval time.Duration // teleport_refresh_interval / [teleport] refresh.interval
+
+	// Export.
+	StorageDir      string        // storage_dir / storage
+	Batch           int           // batch: events per search page (limit)
+	WindowSize      time.Duration // window_size / window-size
+	Concurrency     int           // concurrency: chunks exported at once
+	Types           []string      // types: export only these event types (empty: all)
+	SkipEventTypes  []string      // skip_event_types / skip-event-types
+	StartTime       time.Time     // start_time / start-time; zero when unset
+	PollInterval    time.Duration // poll_interval (alias timeout)
+	DryRun          bool          // dry_run / dry-run
+	ExitOnLastEvent bool          // exit_on_last_event / exit-on-last-event
+	Debug           bool          // debug
+
+	// Session recordings and locking (wired up by later work; parsed now so an
+	// existing teleport-event-handler.toml loads unchanged).
+	SkipSessionTypes   []string      // skip_session_types / skip-session-types
+	LockEnabled        bool          // lock_enabled / lock-enabled
+	LockFailedAttempts int           // lock_failed_attempts_count / lock-failed-attempts-count
+	LockPeriod         time.Duration // lock_period / lock-period
+	LockFor            time.Duration // lock_for / lock-for; 0 = permanent
+
+	// Engine limits (plugin-only keys).
+	CallbackBytes int // callback_bytes: byte budget handed to Fluent Bit per callback
+	QueueBytes    int // queue_bytes: bound on records fetched but not yet handed over
+
+	// Sources tells where each key's value came from ("property", "env",
+	// "toml", "default"); used for debug output and error messages.
+	Sources map[string]string
+}
+
+// Defaults.
+const (
+	DefaultBatch           = 500
+	DefaultWindowSize      = 24 * time.Hour
+	DefaultConcurrency     = 5
+	DefaultPollInterval    = 5 * time.Second
+	DefaultRefreshInterval = time.Minute
+	DefaultCallbackBytes   = 16 << 20
+	DefaultQueueBytes      = 32 << 20
+	DefaultLockAttempts    = 3
+	DefaultLockPeriod      = time.Minute
+)
+
+// DefaultSkipSessionTypes are dropped from recordings unless configured.
+var DefaultSkipSessionTypes = []string{"print", "desktop.recording"}
