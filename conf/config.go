@@ -41,6 +41,10 @@ type Config struct {
 	CallbackBytes int // callback_bytes: byte budget handed to Fluent Bit per callback
 	QueueBytes    int // queue_bytes: bound on records fetched but not yet handed over
 
+	// ConfigFile is the TOML file read (config / FDFWD_CONFIG), as named;
+	// "" when none.
+	ConfigFile string
+
 	// Sources tells where each key's value came from ("property", "env",
 	// "toml", "default"); used for debug output and error messages.
 	Sources map[string]string

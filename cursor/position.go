@@ -1,0 +1,96 @@
+package cursor
+
+import "time"
+
+// PosKind says how a position changes the state once the records before it
+// have been handed over to Fluent Bit.
+type PosKind uint8
+
+const (
+	// PosNone changes nothing (markers such as "caught up").
+	PosNone PosKind = iota
+	// PosChunk: Day/Chunk resumes after Cursor.
+	PosChunk
+	// PosChunkDone: Day/Chunk was exported to its end.
+	PosChunkDone
+	// PosDayDone: Day is complete; export resumes at the following day.
+	PosDayDone
+	// PosSearch: the search resumes in the window at WindowStart, on the page
+	// with start Key, after the event ID.
+	PosSearch
+	// PosWindowDone: the window before WindowStart is complete; the next
+	// window starts at WindowStart.
+	PosWindowDone
+)
+
+// Pos is one step of progress, carried by every record (or position-only
+// marker) from a source through the queue to the commit.
+type Pos struct {
+	Kind        PosKind
+	Day         string
+	Chunk       string
+	Cursor      string
+	WindowStart time.Time
+	Key         string
+	ID          string
+}
+
+// DayLayout is the layout of day keys.
+const DayLayout = "2006-01-02"
+
+// Apply records p in the state. Positions must be applied in the order the
+// sources produced them (per chunk), which the engine's FIFO queue ensures.
+func (s *State) Apply(p *Pos) {
+	switch p.Kind {
+	case PosChunk:
+		d := s.day(p.Day)
+		if d.Done[p.Chunk] {
+			return
+		}
+		if d.Cursors == nil {
+			d.Cursors = make(map[string]string)
+		}
+		d.Cursors[p.Chunk] = p.Cursor
+	case PosChunkDone:
+		d := s.day(p.Day)
+		delete(d.Cursors, p.Chunk)
+		if d.Done == nil {
+			d.Done = make(map[string]bool)
+		}
+		d.Done[p.Chunk] = true
+	case PosDayDone:
+		s.Mode = ModeExport
+		if s.Export == nil {
+			s.Export = &Export{}
+		}
+		delete(s.Export.Days, p.Day)
+		if day, err := time.Parse(DayLayout, p.Day); err == nil {
+			next := day.AddDate(0, 0, 1).Format(DayLayout)
+			if next > s.Export.NextDay {
+				s.Export.NextDay = next
+			}
+		}
+	case PosSearch:
+		s.Mode = ModeSearch
+		s.Search = &Search{WindowStart: p.WindowStart.UTC(), Key: p.Key, LastID: p.ID}
+	case PosWindowDone:
+		s.Mode = ModeSearch
+		s.Search = &Search{WindowStart: p.WindowStart.UTC()}
+	}
+}
+
+func (s *State) day(day string) *Day {
+	s.Mode = ModeExport
+	if s.Export == nil {
+		s.Export = &Export{NextDay: day}
+	}
+	if s.Export.Days == nil {
+		s.Export.Days = make(map[string]*Day)
+	}
+	d := s.Export.Days[day]
+	if d == nil {
+		d = &Day{}
+		s.Export.Days[day] = d
+	}
+	return d
+}

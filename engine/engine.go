@@ -1,0 +1,260 @@
+// Package engine is the export engine: it opens the durable cursor, runs
+// the Teleport sources that fill a bounded queue, and hands records to
+// Fluent Bit one callback at a time, committing the cursor only for records
+// Fluent Bit has taken.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gravitational/teleport/api/client/proto"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport"
+)
+
+// Conn is a connection to the Auth Service.
+type Conn interface {
+	teleport.AuditLog
+	Ping(ctx context.Context) (proto.PingResponse, error)
+	Close() error
+}
+
+// Options are the engine's collaborators; zero values get defaults.
+type Options struct {
+	Log *logging.Logger
+	Now func() time.Time
+	// Alloc returns n bytes for the records of one callback. The plugin
+	// passes C memory, which Fluent Bit may free(); nil means Go memory.
+	Alloc func(n int) []byte
+	// OnDrained is called once when exit_on_last_event is set and the
+	// backlog has been fetched and handed over.
+	OnDrained func()
+	// Connect dials the Auth Service; nil dials cfg.TeleportAddr with creds.
+	Connect func(ctx context.Context) (Conn, error)
+}
+
+// Engine is one running export. Collect, Handed, Pause, Resume and Stop are
+// called from Fluent Bit's input thread.
+type Engine struct {
+	cfg   *conf.Config
+	opts  Options
+	log   *logging.Logger
+	store *cursor.Store
+	queue *Queue
+	creds *teleport.Credentials
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	committed *cursor.State // what Fluent Bit has taken; saved to disk
+	pending   []record.Item // handed over by the last callback, awaiting cleanup
+	spare     []record.Item
+	paused    bool
+	stopping  bool
+	stopped   bool
+	saveErr   error // the last save failed: hand nothing over until it works
+	drained   bool
+	progress  progress
+}
+
+// ErrStartTime is returned when start_time differs from the one fixed on the
+// first run.
+var ErrStartTime = errors.New("start_time differs from the stored start time")
+
+// Start validates credentials, opens and locks the state in storage_dir,
+// and starts fetching in the background. Every error is one line fit for the
+// log, naming the key or file at fault.
+func Start(cfg *conf.Config, opts Options) (*Engine, error) {
+	if opts.Log == nil {
+		opts.Log = logging.Default
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Alloc == nil {
+		opts.Alloc = func(n int) []byte { return make([]byte, n) }
+	}
+	e := &Engine{cfg: cfg, opts: opts, log: opts.Log, queue: NewQueue(cfg.QueueBytes)}
+	if opts.Connect == nil {
+		creds, err := teleport.LoadCredentials(cfg, opts.Now())
+		if err != nil {
+			return nil, err
+		}
+		e.creds = creds
+		e.opts.Connect = func(ctx context.Context) (Conn, error) {
+			return teleport.Dial(ctx, cfg.TeleportAddr, creds.Credentials)
+		}
+	}
+
+	store, err := cursor.Open(cfg.StorageDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Load()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if st == nil {
+		start := cfg.StartTime
+		if start.IsZero() {
+			// Like the Event Handler: without start_time, export from now on.
+			start = opts.Now()
+		}
+		st = cursor.New(start)
+		if !cfg.DryRun {
+			// Fix start_time now, so a later run with another one is refused.
+			if err := store.Save(st); err != nil {
+				store.Close()
+				return nil, fmt.Errorf("storage_dir %s: cannot write the initial state: %w", cfg.StorageDir, err)
+			}
+		}
+		e.log.Infof("first run: exporting events from %s (start_time)", st.StartTime.Format(time.RFC3339Nano))
+	} else {
+		if !cfg.StartTime.IsZero() && !cfg.StartTime.Equal(st.StartTime) {
+			store.Close()
+			return nil, fmt.Errorf("%w: start_time %s, but %s was fixed on the first run with %s; to export from a new start time run `teleport-fluent-bit cursor set --storage %s --start-time %s` (or remove start_time to resume where the export stopped)",
+				ErrStartTime, cfg.StartTime.Format(time.RFC3339Nano), store.Path(), st.StartTime.Format(time.RFC3339Nano),
+				cfg.StorageDir, cfg.StartTime.Format(time.RFC3339))
+		}
+		e.log.Infof("resuming from %s", describe(st))
+	}
+	e.store = store
+	e.committed = st
+	e.progress.last = opts.Now()
+
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	work := st.Clone()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.run(work)
+	}()
+	if e.creds != nil && cfg.RefreshEnabled {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.creds.RunRefresh(e.ctx, cfg.RefreshInterval, e.log)
+		}()
+	}
+	return e, nil
+}
+
+// describe says where a state resumes, for the log.
+func describe(st *cursor.State) string {
+	switch {
+	case st.Mode == cursor.ModeExport && st.Export != nil:
+		n := 0
+		for _, d := range st.Export.Days {
+			n += len(d.Cursors)
+		}
+		return fmt.Sprintf("bulk export at day %s (%d chunks in progress)", st.Export.NextDay, n)
+	case st.Mode == cursor.ModeSearch && st.Search != nil:
+		return fmt.Sprintf("search window starting %s", st.Search.WindowStart.Format(time.RFC3339))
+	default:
+		return fmt.Sprintf("start_time %s", st.StartTime.Format(time.RFC3339Nano))
+	}
+}
+
+// run connects (retrying with backoff) and runs the right source until the
+// engine stops.
+func (e *Engine) run(work *cursor.State) {
+	conn := e.connect()
+	if conn == nil {
+		return
+	}
+	defer conn.Close()
+
+	filter := teleport.NewFilter(e.cfg.Types, e.cfg.SkipEventTypes, work.StartTime)
+	for e.ctx.Err() == nil {
+		switch work.Mode {
+		case cursor.ModeSearch:
+			if work.Search == nil {
+				work.Search = &cursor.Search{WindowStart: work.StartTime}
+			}
+			src := &teleport.SearchSource{API: conn, Filter: filter, Types: e.cfg.Types, Batch: e.cfg.Batch,
+				WindowSize: e.cfg.WindowSize, Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
+			_ = src.Run(e.ctx, work.Search, e.queue)
+			return
+		default:
+			if work.Export == nil {
+				work.Export = &cursor.Export{NextDay: work.StartTime.UTC().Format(cursor.DayLayout)}
+			}
+			src := &teleport.ExportSource{API: conn, Filter: filter, Concurrency: e.cfg.Concurrency,
+				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
+			err := src.Run(e.ctx, work.Export, e.queue)
+			if !errors.Is(err, teleport.ErrNotImplemented) {
+				return
+			}
+			if work.Mode == cursor.ModeExport {
+				// The server lost the API under an export cursor: resume the
+				// search at the first unfinished day; events of that day
+				// already handed over may come again, none is skipped.
+				from, _ := time.Parse(cursor.DayLayout, work.Export.NextDay)
+				if from.Before(work.StartTime) {
+					from = work.StartTime
+				}
+				e.log.Warnf("the Auth Service no longer offers bulk export; switching to search from %s (events of that day may be exported again)", from.Format(time.RFC3339))
+				work.Search = &cursor.Search{WindowStart: from}
+			} else {
+				e.log.Infof("the Auth Service does not offer bulk export (NotImplemented); using SearchUnstructuredEvents with window_size %s", e.cfg.WindowSize)
+			}
+			work.Mode, work.Export = cursor.ModeSearch, nil
+		}
+	}
+}
+
+// connect dials until it works or the engine stops.
+func (e *Engine) connect() Conn {
+	f := 0
+	bo := 500 * time.Millisecond
+	for {
+		conn, err := e.opts.Connect(e.ctx)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+			pong, perr := conn.Ping(ctx)
+			cancel()
+			if perr == nil {
+				e.log.Infof("connected to Teleport cluster %q (Teleport %s) at %s", pong.ClusterName, pong.ServerVersion, e.cfg.TeleportAddr)
+				return conn
+			}
+			conn.Close()
+			err = perr
+		}
+		if e.ctx.Err() != nil {
+			return nil
+		}
+		f++
+		if f == 1 {
+			e.log.Warnf("cannot connect to Teleport at %s, retrying with backoff: %s", e.cfg.TeleportAddr, oneLine(err))
+		} else {
+			e.log.Debugf("connecting to %s failed again (%d): %s", e.cfg.TeleportAddr, f, oneLine(err))
+		}
+		select {
+		case <-e.ctx.Done():
+			return nil
+		case <-time.After(bo):
+		}
+		bo = min(2*bo, 30*time.Second)
+	}
+}
+
+func oneLine(err error) string {
+	b := []byte(err.Error())
+	for i, c := range b {
+		if c == '\n' || c == '\r' || c == '\t' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+)
+
+// Collect returns the records for one Fluent Bit callback, at most
+// callback_bytes (or one oversized record), or nil when there is nothing to
+// hand over. The records count as handed over when Handed is called (the
+// cleanup callback); a Fluent Bit that never calls it has taken them by the
+// time it calls anything else, so the next Collect, Pause or Stop commits
+// them instead.
+func (e *Engine) Collect() []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending != nil {
+		e.commitLocked()
+	}
+	if e.paused || e.stopping {
+		return nil
+	}
+	if e.saveErr != nil && !e.retrySaveLocked() {
+		return nil
+	}
+	items := e.queue.Take(e.spare[:0], e.cfg.CallbackBytes)
+	if len(items) == 0 {
+		return nil
+	}
+	n := 0
+	for i := range items {
+		n += len(items[i].Data)
+	}
+	e.pending = items
+	if n == 0 {
+		// Only positions (filtered events, chunk ends): nothing to hand over.
+		e.commitLocked()
+		return nil
+	}
+	buf := e.opts.Alloc(n)
+	off := 0
+	for i := range items {
+		off += copy(buf[off:], items[i].Data)
+		items[i].Data = items[i].Data[:0:0] // let the GC have it now
+	}
+	return buf
+}
+
+// Handed tells the engine that Fluent Bit has copied what the last Collect
+// returned: the cursor moves past those records and is saved.
+func (e *Engine) Handed() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending != nil {
+		e.commitLocked()
+	}
+}
+
+// Pause stops handing over records (Fluent Bit's back-pressure, and the
+// first step of its shutdown). Records already returned are committed.
+func (e *Engine) Pause() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending != nil {
+		e.commitLocked()
+	}
+	if !e.paused {
+		e.log.Debugf("paused by Fluent Bit")
+	}
+	e.paused = true
+}
+
+// Resume lets callbacks hand over records again.
+func (e *Engine) Resume() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.paused {
+		e.log.Debugf("resumed by Fluent Bit")
+	}
+	e.paused = false
+}
+
+// BeginShutdown makes every later Collect return nothing (FLBPluginInputPreExit).
+func (e *Engine) BeginShutdown() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending != nil {
+		e.commitLocked()
+	}
+	e.stopping = true
+}
+
+// Stop ends the export: nothing more is handed over, fetchers and the
+// connection end, the state is saved one last time and the lock released.
+// It waits at most a few seconds, since Fluent Bit joins the input thread
+// without a timeout.
+func (e *Engine) Stop() error {
+	e.BeginShutdown()
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopped = true
+	e.mu.Unlock()
+
+	e.cancel()
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		e.log.Warnf("background fetchers did not stop within 5s; exiting anyway")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var err error
+	if e.saveErr != nil && !e.retrySaveLocked() {
+		err = e.saveErr
+	}
+	e.progress.final(e.log)
+	if cerr := e.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// commitLocked applies the pending positions to the committed state and
+// saves it. A failed save keeps the state in memory (ahead of the disk) and
+// stops hand-over until a save works, so the file never falls behind what
+// Fluent Bit has by more than one callback's worth.
+func (e *Engine) commitLocked() {
+	dirty, caughtUp := false, false
+	records := 0
+	var newest time.Time
+	for i := range e.pending {
+		it := &e.pending[i]
+		if it.Pos.Kind != 0 {
+			e.committed.Apply(&it.Pos)
+			dirty = true
+		}
+		if it.CaughtUp {
+			caughtUp = true
+		}
+		if !it.Time.IsZero() {
+			records++
+			if it.Time.After(newest) {
+				newest = it.Time
+			}
+		}
+		*it = record.Item{}
+	}
+	e.spare = e.pending[:0]
+	e.pending = nil
+	if dirty && !e.cfg.DryRun {
+		if err := e.store.Save(e.committed); err != nil {
+			if e.saveErr == nil {
+				e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), oneLine(err))
+			}
+			e.saveErr = err
+		} else if e.saveErr != nil {
+			e.log.Infof("cursor saved again to %s; export continues", e.store.Path())
+			e.saveErr = nil
+		}
+	}
+	e.progress.add(e.log, e.opts.Now(), records, newest, caughtUp)
+	if caughtUp && e.cfg.ExitOnLastEvent && !e.drained && e.saveErr == nil {
+		e.drained = true
+		e.log.Infof("exit_on_last_event: every event up to now has been handed over; asking Fluent Bit to shut down")
+		if e.opts.OnDrained != nil {
+			e.opts.OnDrained()
+		}
+	}
+}
+
+func (e *Engine) retrySaveLocked() bool {
+	if err := e.store.Save(e.committed); err != nil {
+		e.saveErr = err
+		return false
+	}
+	e.log.Infof("cursor saved again to %s; export continues", e.store.Path())
+	e.saveErr = nil
+	return true
+}

@@ -1,0 +1,120 @@
+// Package record turns Teleport audit events into Fluent Bit records: the
+// msgpack event [EventTime, body], where the body is the raw Teleport event
+// (the same fields the Event Handler sends) with nested values as msgpack maps
+// and arrays, and the timestamp is the event's time with its nanoseconds.
+package record
+
+import (
+	"math"
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/tinylib/msgp/msgp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// MaxDepth bounds nesting; deeper values are kept as their JSON text so a
+// hostile event can neither blow the stack nor be dropped.
+const MaxDepth = 64
+
+// Append appends the Fluent Bit event [t, body] to b and returns it.
+func Append(b []byte, t time.Time, body *structpb.Struct) []byte {
+	b = msgp.AppendArrayHeader(b, 2)
+	b = AppendEventTime(b, t)
+	return appendStruct(b, body, 0)
+}
+
+// AppendEventTime appends t as Fluent Bit's EventTime: msgpack ext type 0
+// with 8 bytes, big-endian uint32 seconds then uint32 nanoseconds (what
+// fluent-bit-go's FLBTime produces). Times before 1970 are clamped to 0,
+// since Fluent Bit rejects negative timestamps.
+func AppendEventTime(b []byte, t time.Time) []byte {
+	sec, nsec := t.Unix(), t.Nanosecond()
+	if sec < 0 {
+		sec, nsec = 0, 0
+	}
+	if sec > math.MaxUint32 {
+		sec = math.MaxUint32
+	}
+	s, n := uint32(sec), uint32(nsec)
+	// 0xd7 = fixext 8, then the ext type (0).
+	return append(b, 0xd7, 0x00,
+		byte(s>>24), byte(s>>16), byte(s>>8), byte(s),
+		byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+func appendStruct(b []byte, s *structpb.Struct, depth int) []byte {
+	fields := s.GetFields()
+	b = msgp.AppendMapHeader(b, uint32(len(fields)))
+	for k, v := range fields {
+		b = msgp.AppendString(b, k)
+		b = appendValue(b, v, depth+1)
+	}
+	return b
+}
+
+func appendValue(b []byte, v *structpb.Value, depth int) []byte {
+	if depth > MaxDepth {
+		j, err := protojson.Marshal(v)
+		if err != nil {
+			return msgp.AppendNil(b)
+		}
+		return msgp.AppendString(b, string(j))
+	}
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return msgp.AppendString(b, k.StringValue)
+	case *structpb.Value_NumberValue:
+		return appendNumber(b, k.NumberValue)
+	case *structpb.Value_BoolValue:
+		return msgp.AppendBool(b, k.BoolValue)
+	case *structpb.Value_StructValue:
+		return appendStruct(b, k.StructValue, depth)
+	case *structpb.Value_ListValue:
+		vals := k.ListValue.GetValues()
+		b = msgp.AppendArrayHeader(b, uint32(len(vals)))
+		for _, e := range vals {
+			b = appendValue(b, e, depth+1)
+		}
+		return b
+	default: // null or unset
+		return msgp.AppendNil(b)
+	}
+}
+
+// appendNumber keeps integers integers: protobuf's Struct carries every number
+// as a float64, but Teleport's fields such as ei, bytes, tx and rx are
+// integers in the original JSON and downstream consumers expect them so.
+func appendNumber(b []byte, f float64) []byte {
+	if f == math.Trunc(f) && f >= -(1<<63) && f < (1<<63) {
+		return msgp.AppendInt64(b, int64(f))
+	}
+	return msgp.AppendFloat64(b, f)
+}
+
+// Time returns the event time: the envelope's when set, else the body's
+// RFC 3339 "time" field. ok is false when neither holds a usable time.
+func Time(envelope time.Time, body *structpb.Struct) (t time.Time, ok bool) {
+	if !envelope.IsZero() && envelope.Unix() > 0 {
+		return envelope, true
+	}
+	if s := body.GetFields()["time"].GetStringValue(); s != "" {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Item is one unit flowing from a Teleport source through the engine's queue
+// to Fluent Bit: an encoded record and the position it advances the cursor
+// to, or a position alone (a filtered event, the end of a chunk, a marker).
+type Item struct {
+	Data []byte     // encoded Fluent Bit event; nil for position-only items
+	Pos  cursor.Pos // applied to the cursor once Data has been handed over
+	// CaughtUp marks the moment a source has fetched everything there is.
+	CaughtUp bool
+	// Time is the event time (zero for position-only items).
+	Time time.Time
+}
