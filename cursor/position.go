@@ -59,10 +59,7 @@ func (s *State) Apply(p *Pos) {
 		}
 		d.Done[p.Chunk] = true
 	case PosDayDone:
-		s.Mode = ModeExport
-		if s.Export == nil {
-			s.Export = &Export{}
-		}
+		s.day(p.Day)
 		delete(s.Export.Days, p.Day)
 		if day, err := time.Parse(DayLayout, p.Day); err == nil {
 			next := day.AddDate(0, 0, 1).Format(DayLayout)
@@ -82,7 +79,8 @@ func (s *State) Apply(p *Pos) {
 func (s *State) day(day string) *Day {
 	s.Mode = ModeExport
 	if s.Export == nil {
-		s.Export = &Export{NextDay: day}
+		// The export source starts at the day of start_time.
+		s.Export = &Export{NextDay: s.StartTime.UTC().Format(DayLayout)}
 	}
 	if s.Export.Days == nil {
 		s.Export.Days = make(map[string]*Day)

@@ -1,0 +1,203 @@
+package cursor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// validExportJSON is a correct state file; variants below break it.
+const validExportJSON = `{
+  "format": "teleport-fluent-bit/cursor",
+  "version": 1,
+  "start_time": "2024-03-01T00:00:00Z",
+  "mode": "export",
+  "export": {
+    "next_day": "2024-03-01",
+    "days": {
+      "2024-03-01": {
+        "cursors": {
+          "c1": "cur"
+        },
+        "done": {
+          "c2": true
+        }
+      }
+    }
+  }
+}
+`
+
+func TestLoadAcceptsHandWrittenState(t *testing.T) {
+	s := openTestStore(t)
+	// Compact, with an offset time: accepted, time converted to UTC.
+	in := `{"format":"teleport-fluent-bit/cursor","version":1,"start_time":"2024-03-01T01:00:00+01:00",` +
+		`"mode":"search","search":{"window_start":"2024-03-02T00:00:00.5Z","last_id":"x"}}`
+	require.NoError(t, os.WriteFile(s.Path(), []byte(in), 0o600))
+	st, err := s.Load()
+	require.NoError(t, err)
+	assert.Equal(t, "2024-03-01T00:00:00Z", st.StartTime.Format("2006-01-02T15:04:05Z07:00"))
+	assert.Equal(t, "x", st.Search.LastID)
+
+	require.NoError(t, os.WriteFile(s.Path(), []byte(validExportJSON), 0o600))
+	st, err = s.Load()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]*Day{"2024-03-01": {Cursors: map[string]string{"c1": "cur"}, Done: map[string]bool{"c2": true}}}, st.Export.Days)
+}
+
+func TestLoadRejects(t *testing.T) {
+	variant := func(old, new string) string {
+		if !strings.Contains(validExportJSON, old) {
+			panic("variant: " + old)
+		}
+		return strings.Replace(validExportJSON, old, new, 1)
+	}
+	const (
+		corrupt = "is corrupt ("
+		foreign = "is not a teleport-fluent-bit cursor file ("
+		invalid = "is invalid ("
+		fixIt   = "; refusing to start rather than restart from the beginning: fix or move the file away"
+	)
+	tests := []struct {
+		name    string
+		content string
+		mode    os.FileMode // 0600 if zero
+		kind    error
+		want    []string
+	}{
+		{"truncated JSON", `{"format": "teleport-fluent-bit/cursor", "vers`, 0, ErrCorrupt,
+			[]string{corrupt + "unexpected end of JSON input)" + fixIt}},
+		{"truncated state", validExportJSON[:len(validExportJSON)/2], 0, ErrCorrupt,
+			[]string{corrupt + "unexpected end of JSON input)" + fixIt}},
+		{"bad syntax", `{"format" x}`, 0, ErrCorrupt,
+			[]string{corrupt + "invalid character 'x' after object key at byte 11)" + fixIt}},
+		{"garbage", "\x00\x01\x02binary", 0, ErrCorrupt, []string{corrupt + "invalid character"}},
+		{"empty file", "", 0, ErrCorrupt, []string{corrupt + "the file is empty)" + fixIt}},
+		{"blank file", " \n\t\n", 0, ErrCorrupt, []string{corrupt + "the file is empty)"}},
+		{"trailing data", validExportJSON + "x", 0, ErrCorrupt, []string{corrupt + "invalid character 'x' after top-level value"}},
+		{"two objects", validExportJSON + validExportJSON, 0, ErrCorrupt, []string{corrupt + "invalid character '{' after top-level value"}},
+		{"foreign object", `{"foo":1}`, 0, ErrForeign,
+			[]string{foreign + `there is no "format" field); refusing to start rather than overwrite it: give the plugin a storage_dir of its own or move the file away`}},
+		{"foreign array", `[1,2]`, 0, ErrForeign, []string{foreign + "the content is a JSON array, not an object)"}},
+		{"foreign null", `null`, 0, ErrForeign, []string{foreign + `there is no "format" field)`}},
+		{"foreign string", `"hello"`, 0, ErrForeign, []string{foreign + "the content is a JSON string, not an object)"}},
+		{"other tool", `{"format":"fluent-bit/tail-db","version":1,"offsets":{}}`, 0, ErrForeign,
+			[]string{foreign + `format "fluent-bit/tail-db", expected "teleport-fluent-bit/cursor")`}},
+		{"format not a string", variant(`"format": "teleport-fluent-bit/cursor"`, `"format": 1`), 0, ErrForeign,
+			[]string{foreign + `"format" is not a string)`}},
+		{"future version", variant(`"version": 1`, `"version": 99`), 0, ErrNewerVersion,
+			[]string{"has version 99 but this plugin supports up to version 1; refusing to start: upgrade the plugin (downgrading is not supported)"}},
+		{"version zero", variant(`"version": 1`, `"version": 0`), 0, ErrInvalid,
+			[]string{invalid + "version 0 is not supported (this plugin reads versions 1 to 1))" + fixIt}},
+		{"version string", variant(`"version": 1`, `"version": "1"`), 0, ErrInvalid,
+			[]string{invalid + `version "\"1\"" is not an integer)`}},
+		{"version fraction", variant(`"version": 1`, `"version": 1.5`), 0, ErrInvalid,
+			[]string{invalid + `version "1.5" is not an integer)`}},
+		{"no version", variant(`"version": 1,`, ``), 0, ErrInvalid, []string{invalid + `there is no "version" field)`}},
+		{"unknown field", variant(`"version": 1,`, `"version": 1, "extra": true,`), 0, ErrInvalid,
+			[]string{invalid + `unknown field "extra")` + fixIt}},
+		{"unknown nested field", variant(`"next_day"`, `"cursor": "x", "next_day"`), 0, ErrInvalid,
+			[]string{invalid + `unknown field "cursor")`}},
+		{"bad next_day", variant(`"next_day": "2024-03-01"`, `"next_day": "2024-13-01"`), 0, ErrInvalid,
+			[]string{invalid + `export.next_day "2024-13-01" is not a YYYY-MM-DD date)` + fixIt}},
+		{"next_day wrong type", variant(`"next_day": "2024-03-01"`, `"next_day": 20240301`), 0, ErrInvalid,
+			[]string{invalid + "cannot unmarshal number"}},
+		{"export mode without export", `{"format":"teleport-fluent-bit/cursor","version":1,"start_time":"2024-03-01T00:00:00Z","mode":"export"}`, 0, ErrInvalid,
+			[]string{invalid + `mode is "export" but there is no export position)`}},
+		{"export null", variant(`"export": {`, `"export": null, "x": {`), 0, ErrInvalid, []string{invalid}},
+		{"unknown mode", variant(`"mode": "export"`, `"mode": "tail"`), 0, ErrInvalid,
+			[]string{invalid + `mode "tail" is unknown (expected "export" or "search"))`}},
+		{"day key not a date", variant(`"2024-03-01": {`, `"yesterday": {`), 0, ErrInvalid,
+			[]string{invalid + `export.days key "yesterday" is not a YYYY-MM-DD date)`}},
+		{"day before next_day", variant(`"2024-03-01": {`, `"2024-02-29": {`), 0, ErrInvalid,
+			[]string{invalid + `export.days["2024-02-29"] is before export.next_day "2024-03-01"`}},
+		{"day null", variant(`"2024-03-01": {`, `"2024-03-01": null, "2024-03-09": {`), 0, ErrInvalid,
+			[]string{invalid + `export.days["2024-03-01"] is null)`}},
+		{"chunk done and cursor", variant(`"c2": true`, `"c1": true`), 0, ErrInvalid,
+			[]string{invalid + `export.days["2024-03-01"]: chunk "c1" is both done and holding a cursor)`}},
+		{"empty chunk name", variant(`"c1": "cur"`, `"": "cur"`), 0, ErrInvalid,
+			[]string{invalid + `export.days["2024-03-01"].cursors has an empty chunk name)`}},
+		{"start_time missing", variant(`"start_time": "2024-03-01T00:00:00Z",`, ``), 0, ErrInvalid,
+			[]string{invalid + "start_time is not set)"}},
+		{"start_time not a time", variant(`"2024-03-01T00:00:00Z"`, `"yesterday"`), 0, ErrInvalid,
+			[]string{invalid + `parsing time`}},
+		{"start_time out of range", variant(`"2024-03-01T00:00:00Z"`, `"0000-01-01T00:00:00+01:00"`), 0, ErrInvalid,
+			[]string{invalid + "start_time is out of range (year -1))"}},
+		{"search window zero", `{"format":"teleport-fluent-bit/cursor","version":1,"start_time":"2024-03-01T00:00:00Z","mode":"search","search":{"window_start":"0001-01-01T00:00:00Z"}}`, 0, ErrInvalid,
+			[]string{invalid + "search.window_start is not set)"}},
+		{"mode 0644", validExportJSON, 0o644, ErrPermissions, nil},
+		{"mode 0640", validExportJSON, 0o640, ErrPermissions, nil},
+		{"mode 0604", validExportJSON, 0o604, ErrPermissions, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTestStore(t)
+			mode := tt.mode
+			if mode == 0 {
+				mode = 0o600
+			}
+			require.NoError(t, os.WriteFile(s.Path(), []byte(tt.content), 0o600))
+			require.NoError(t, os.Chmod(s.Path(), mode))
+
+			st, err := s.Load()
+			require.Nil(t, st)
+			requireOneLine(t, err)
+			assert.ErrorIs(t, err, tt.kind)
+			msg := err.Error()
+			assert.True(t, strings.HasPrefix(msg, "state file "+s.Path()+" "), "names the file: %s", msg)
+			requireContainsAll(t, msg, tt.want...)
+			if tt.kind == ErrPermissions {
+				assert.Equal(t, fmt.Sprintf(
+					"state file %s has mode %s; it must not be accessible to group or others (chmod 600 %s)",
+					s.Path(), modeString(mode), s.Path()), msg)
+			}
+
+			// Peek says the same.
+			_, perr := Peek(s.Dir())
+			require.Error(t, perr)
+			assert.Equal(t, msg, perr.Error())
+
+			// Nothing was changed: not the content, not the mode, no new file.
+			after, err := os.ReadFile(s.Path())
+			require.NoError(t, err)
+			assert.Equal(t, tt.content, string(after))
+			assert.Equal(t, mode, filePerm(t, s.Path()))
+			assert.Equal(t, []string{"lock", "state.json"}, dirNames(t, s.Dir()))
+		})
+	}
+}
+
+func TestLoadRejectsSpecialFiles(t *testing.T) {
+	s := openTestStore(t)
+
+	target := filepath.Join(t.TempDir(), "elsewhere.json")
+	require.NoError(t, os.WriteFile(target, []byte(validExportJSON), 0o600))
+	require.NoError(t, os.Symlink(target, s.Path()))
+	_, err := s.Load()
+	requireOneLine(t, err)
+	assert.Equal(t, "state file "+s.Path()+" is a symbolic link; refusing to follow it: replace it with the file it points to", err.Error())
+	require.NoError(t, os.Remove(s.Path()))
+
+	require.NoError(t, syscall.Mkfifo(s.Path(), 0o600))
+	_, err = s.Load() // must not hang
+	requireOneLine(t, err)
+	assert.Contains(t, err.Error(), "state file "+s.Path()+" is not a regular file")
+	require.NoError(t, os.Remove(s.Path()))
+
+	require.NoError(t, os.Mkdir(s.Path(), 0o700))
+	_, err = s.Load()
+	requireOneLine(t, err)
+	assert.Contains(t, err.Error(), "state file "+s.Path()+" is not a regular file")
+}
+
+func TestPeekWithoutState(t *testing.T) {
+	st, err := Peek(filepath.Join(t.TempDir(), "never-created"))
+	require.NoError(t, err)
+	assert.Nil(t, st)
+}

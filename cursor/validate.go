@@ -1,0 +1,196 @@
+package cursor
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// dayLayout is the layout of Export.NextDay and of the keys of Export.Days.
+const dayLayout = "2006-01-02"
+
+// Clone returns a deep copy of st (nil for nil). Maps that are nil stay nil
+// and empty maps stay empty, so the copy is reflect.DeepEqual to st.
+func (st *State) Clone() *State {
+	if st == nil {
+		return nil
+	}
+	c := *st
+	c.Export = st.Export.clone()
+	if st.Search != nil {
+		s := *st.Search
+		c.Search = &s
+	}
+	return &c
+}
+
+func (e *Export) clone() *Export {
+	if e == nil {
+		return nil
+	}
+	c := &Export{NextDay: e.NextDay}
+	if e.Days != nil {
+		c.Days = make(map[string]*Day, len(e.Days))
+		for k, d := range e.Days {
+			c.Days[k] = d.clone()
+		}
+	}
+	return c
+}
+
+func (d *Day) clone() *Day {
+	if d == nil {
+		return nil
+	}
+	c := &Day{}
+	if d.Cursors != nil {
+		c.Cursors = make(map[string]string, len(d.Cursors))
+		for k, v := range d.Cursors {
+			c.Cursors[k] = v
+		}
+	}
+	if d.Done != nil {
+		c.Done = make(map[string]bool, len(d.Done))
+		for k, v := range d.Done {
+			c.Done[k] = v
+		}
+	}
+	return c
+}
+
+// Validate checks the structure of st: the checks Load applies to a state
+// file and Save applies before writing one. The error is one line and
+// describes the first problem found, using the JSON names of the fields.
+//
+// Rules:
+//   - format is Format and version is between 1 and Version;
+//   - start_time is set (and within years 1 to 9999);
+//   - mode is "" (no position yet: neither export nor search set), "export"
+//     (export set) or "search" (search set); the position of the other mode
+//     may be present too (it is kept, not used);
+//   - export.next_day and every key of export.days are YYYY-MM-DD dates, and
+//     no day is before next_day (finished days are removed);
+//   - no day is null, no chunk name is empty, and no chunk is both done and
+//     holding a cursor;
+//   - search.window_start is set;
+//   - every string is valid UTF-8 (JSON could not carry it unchanged).
+func (st *State) Validate() error {
+	if st == nil {
+		return errors.New("state is null")
+	}
+	if st.Format != Format {
+		return fmt.Errorf("format is %q, expected %q", st.Format, Format)
+	}
+	if st.Version < 1 || st.Version > Version {
+		return fmt.Errorf("version %d is not supported (this plugin reads versions 1 to %d)", st.Version, Version)
+	}
+	if err := checkTime("start_time", st.StartTime); err != nil {
+		return err
+	}
+	switch st.Mode {
+	case "":
+		if st.Export != nil || st.Search != nil {
+			return errors.New("mode is not set but an export or search position is")
+		}
+	case ModeExport:
+		if st.Export == nil {
+			return fmt.Errorf("mode is %q but there is no export position", st.Mode)
+		}
+	case ModeSearch:
+		if st.Search == nil {
+			return fmt.Errorf("mode is %q but there is no search position", st.Mode)
+		}
+	default:
+		return fmt.Errorf("mode %q is unknown (expected %q or %q)", st.Mode, ModeExport, ModeSearch)
+	}
+	if st.Export != nil {
+		if err := st.Export.validate(); err != nil {
+			return err
+		}
+	}
+	if st.Search != nil {
+		if err := st.Search.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Export) validate() error {
+	if !isDay(e.NextDay) {
+		return fmt.Errorf("export.next_day %q is not a YYYY-MM-DD date", e.NextDay)
+	}
+	for day, d := range e.Days {
+		if !isDay(day) {
+			return fmt.Errorf("export.days key %q is not a YYYY-MM-DD date", day)
+		}
+		// Same layout, so string order is date order.
+		if day < e.NextDay {
+			return fmt.Errorf("export.days[%q] is before export.next_day %q (finished days must be removed)", day, e.NextDay)
+		}
+		if d == nil {
+			return fmt.Errorf("export.days[%q] is null", day)
+		}
+		for chunk, c := range d.Cursors {
+			if chunk == "" {
+				return fmt.Errorf("export.days[%q].cursors has an empty chunk name", day)
+			}
+			if !utf8.ValidString(chunk) {
+				return fmt.Errorf("export.days[%q].cursors has a chunk name %q that is not valid UTF-8", day, chunk)
+			}
+			if !utf8.ValidString(c) {
+				return fmt.Errorf("export.days[%q].cursors[%q] is not valid UTF-8", day, chunk)
+			}
+			if d.Done[chunk] {
+				return fmt.Errorf("export.days[%q]: chunk %q is both done and holding a cursor", day, chunk)
+			}
+		}
+		for chunk := range d.Done {
+			if chunk == "" {
+				return fmt.Errorf("export.days[%q].done has an empty chunk name", day)
+			}
+			if !utf8.ValidString(chunk) {
+				return fmt.Errorf("export.days[%q].done has a chunk name %q that is not valid UTF-8", day, chunk)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Search) validate() error {
+	if err := checkTime("search.window_start", s.WindowStart); err != nil {
+		return err
+	}
+	if !utf8.ValidString(s.Key) {
+		return fmt.Errorf("search.key %q is not valid UTF-8", s.Key)
+	}
+	if !utf8.ValidString(s.LastID) {
+		return fmt.Errorf("search.last_id %q is not valid UTF-8", s.LastID)
+	}
+	return nil
+}
+
+func checkTime(name string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("%s is not set", name)
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("%s is out of range (year %d)", name, y)
+	}
+	return nil
+}
+
+// isDay reports whether s is a valid date in exactly the YYYY-MM-DD form.
+func isDay(s string) bool {
+	if len(s) != len(dayLayout) || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if i != 4 && i != 7 && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	_, err := time.Parse(dayLayout, s) // rejects 2024-02-30, 2024-13-01
+	return err == nil
+}

@@ -1,0 +1,166 @@
+package cursor
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(st *State) *State
+		want   string // "" for valid
+	}{
+		{"export", func(st *State) *State { return st }, ""},
+		{"new", func(*State) *State { return New(fixtureStart) }, ""},
+		{"search", func(*State) *State { return fixtureSearch() }, ""},
+		{"export keeps stale search", func(st *State) *State { st.Search = fixtureSearch().Search; return st }, ""},
+		{"day after next_day", func(st *State) *State { st.Export.Days["2030-12-31"] = &Day{}; return st }, ""},
+		{"done false", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"z": false}; return st }, ""},
+		{"empty cursor value", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["z"] = ""; return st }, ""},
+		{"nil", func(*State) *State { return nil }, "state is null"},
+		{"no format", func(st *State) *State { st.Format = ""; return st }, `format is "", expected "teleport-fluent-bit/cursor"`},
+		{"version 2", func(st *State) *State { st.Version = 2; return st }, "version 2 is not supported (this plugin reads versions 1 to 1)"},
+		{"version -1", func(st *State) *State { st.Version = -1; return st }, "version -1 is not supported (this plugin reads versions 1 to 1)"},
+		{"no start", func(st *State) *State { st.StartTime = time.Time{}; return st }, "start_time is not set"},
+		{"start year 10000", func(st *State) *State { st.StartTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC); return st }, "start_time is out of range (year 10000)"},
+		{"no mode with export", func(st *State) *State { st.Mode = ""; return st }, "mode is not set but an export or search position is"},
+		{"bad mode", func(st *State) *State { st.Mode = "Export"; return st }, `mode "Export" is unknown (expected "export" or "search")`},
+		{"export without export", func(st *State) *State { st.Export = nil; return st }, `mode is "export" but there is no export position`},
+		{"search without search", func(*State) *State { st := fixtureSearch(); st.Search = nil; return st }, `mode is "search" but there is no search position`},
+		{"empty next_day", func(st *State) *State { st.Export.NextDay = ""; return st }, `export.next_day "" is not a YYYY-MM-DD date`},
+		{"next_day with time", func(st *State) *State { st.Export.NextDay = "2024-03-01T00:00:00Z"; return st }, `export.next_day "2024-03-01T00:00:00Z" is not a YYYY-MM-DD date`},
+		{"next_day Feb 30", func(st *State) *State { st.Export.NextDay = "2024-02-30"; return st }, `export.next_day "2024-02-30" is not a YYYY-MM-DD date`},
+		{"next_day sign", func(st *State) *State { st.Export.NextDay = "+024-02-03"; return st }, `export.next_day "+024-02-03" is not a YYYY-MM-DD date`},
+		{"day key", func(st *State) *State { st.Export.Days["2024/03/05"] = &Day{}; return st }, `export.days key "2024/03/05" is not a YYYY-MM-DD date`},
+		{"finished day kept", func(st *State) *State { st.Export.NextDay = "2024-03-02"; return st }, `export.days["2024-03-01"] is before export.next_day "2024-03-02" (finished days must be removed)`},
+		{"nil day", func(st *State) *State { st.Export.Days["2024-03-02"] = nil; return st }, `export.days["2024-03-02"] is null`},
+		{"empty chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors[""] = "x"; return st }, `export.days["2024-03-02"].cursors has an empty chunk name`},
+		{"empty done chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"": true}; return st }, `export.days["2024-03-02"].done has an empty chunk name`},
+		{"done with cursor", func(st *State) *State { st.Export.Days["2024-03-01"].Cursors["done-a"] = "x"; return st }, `export.days["2024-03-01"]: chunk "done-a" is both done and holding a cursor`},
+		{"bad utf8 cursor", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["k"] = "\xff"; return st }, `export.days["2024-03-02"].cursors["k"] is not valid UTF-8`},
+		{"bad utf8 chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["\xff"] = "v"; return st }, `export.days["2024-03-02"].cursors has a chunk name "\xff" that is not valid UTF-8`},
+		{"bad utf8 done", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"\xfe": true}; return st }, `export.days["2024-03-02"].done has a chunk name "\xfe" that is not valid UTF-8`},
+		{"search zero window", func(*State) *State { st := fixtureSearch(); st.Search.WindowStart = time.Time{}; return st }, "search.window_start is not set"},
+		{"search bad key", func(*State) *State { st := fixtureSearch(); st.Search.Key = "\xc3"; return st }, `search.key "\xc3" is not valid UTF-8`},
+		{"search bad id", func(*State) *State { st := fixtureSearch(); st.Search.LastID = "\xc3"; return st }, `search.last_id "\xc3" is not valid UTF-8`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.modify(fixtureExport(4))
+			err := st.Validate()
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			requireOneLine(t, err)
+			assert.Equal(t, tt.want, err.Error())
+		})
+	}
+}
+
+func TestClone(t *testing.T) {
+	assert.Nil(t, (*State)(nil).Clone())
+
+	for _, orig := range []*State{New(fixtureStart), fixtureExport(10), fixtureSearch()} {
+		want, err := json.Marshal(orig) // snapshot independent of Clone
+		require.NoError(t, err)
+		c := orig.Clone()
+		require.Equal(t, orig, c)
+		require.NotSame(t, orig, c)
+
+		// Mutate everything reachable from the clone.
+		c.StartTime = c.StartTime.Add(time.Hour)
+		c.Mode = "changed"
+		if c.Search != nil {
+			c.Search.Key = "changed"
+			c.Search.LastID = "changed"
+			c.Search.WindowStart = time.Time{}
+		}
+		if c.Export != nil {
+			c.Export.NextDay = "2099-01-01"
+			for _, d := range c.Export.Days {
+				for k := range d.Cursors {
+					d.Cursors[k] = "changed"
+				}
+				for k := range d.Done {
+					d.Done[k] = false
+				}
+				if d.Cursors == nil {
+					d.Cursors = map[string]string{}
+				}
+				if d.Done == nil {
+					d.Done = map[string]bool{}
+				}
+				d.Cursors["new"] = "x"
+				d.Done["new"] = true
+			}
+			c.Export.Days["2099-01-01"] = &Day{}
+			delete(c.Export.Days, "2024-03-01")
+		}
+		got, err := json.Marshal(orig)
+		require.NoError(t, err)
+		assert.JSONEq(t, string(want), string(got), "the original is unchanged")
+		require.NoError(t, orig.Validate())
+	}
+}
+
+func TestCloneKeepsNilAndEmptyMaps(t *testing.T) {
+	st := fixtureExport(0)
+	st.Export.Days["2024-03-02"] = &Day{Cursors: map[string]string{}}
+	st.Export.Days["2024-03-03"] = nil
+	c := st.Clone()
+	assert.Equal(t, st, c)
+	assert.NotNil(t, c.Export.Days["2024-03-02"].Cursors)
+	assert.Nil(t, c.Export.Days["2024-03-02"].Done)
+	assert.Nil(t, c.Export.Days["2024-03-03"])
+}
+
+// BenchmarkSave measures a full durable Save (encode, write, fsync, rename,
+// directory fsync) of a state with 300 chunk cursors.
+func BenchmarkSave(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "s"))
+	require.NoError(b, err)
+	defer s.Close()
+	st := fixtureExport(300)
+	cursors := make([]string, 64)
+	for i := range cursors {
+		cursors[i] = fmt.Sprintf(`{"offset":%d}`, i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		st.Export.Days["2024-03-02"].Cursors["chunk-0001-7f3c9a1e"] = cursors[i%len(cursors)]
+		if err := s.Save(st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncode is Save without the file system.
+func BenchmarkEncode(b *testing.B) {
+	st := fixtureExport(300)
+	var enc encoder
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		enc.encode(st)
+	}
+	b.SetBytes(int64(len(enc.buf)))
+}
+
+// BenchmarkSaveValidate is the validation Save does before writing.
+func BenchmarkValidate(b *testing.B) {
+	st := fixtureExport(300)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := st.Validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gravitational/teleport/api/client/proto"
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+	"github.com/gravitational/teleport/api/internalutils/stream"
+	"github.com/gravitational/teleport/api/types"
+	"github.com/gravitational/trace"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// fakeAuth is an in-memory Auth Service: events grouped in chunks per day,
+// served by the export API and by search.
+type fakeAuth struct {
+	mu            sync.Mutex
+	chunks        map[string][][]*auditlogpb.EventUnstructured // day -> chunks
+	all           []*auditlogpb.EventUnstructured
+	noExport      bool
+	exportCalls   int
+	failNextCalls int // fail this many export calls with Unavailable
+}
+
+func newFakeAuth() *fakeAuth { return &fakeAuth{chunks: map[string][][]*auditlogpb.EventUnstructured{}} }
+
+// add stores n events of type typ spread from start by step, as one new chunk per day.
+func (f *fakeAuth) add(start time.Time, step time.Duration, n int, typ string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	byDay := map[string][]*auditlogpb.EventUnstructured{}
+	var ids []string
+	for i := 0; i < n; i++ {
+		t := start.Add(time.Duration(i) * step).UTC()
+		id := fmt.Sprintf("%s-%d-%d", typ, t.UnixNano(), len(f.all))
+		body, _ := structpb.NewStruct(map[string]any{
+			"event": typ, "uid": id, "time": t.Format(time.RFC3339Nano), "code": "T1000I",
+			"cluster_name": "acc", "ei": float64(i), "nested": map[string]any{"a": []any{"x", 1.0}},
+		})
+		ev := &auditlogpb.EventUnstructured{Type: typ, Id: id, Time: timestamppb.New(t), Index: int64(i), Unstructured: body}
+		day := t.Format("2006-01-02")
+		byDay[day] = append(byDay[day], ev)
+		f.all = append(f.all, ev)
+		ids = append(ids, id)
+	}
+	for day, evs := range byDay {
+		f.chunks[day] = append(f.chunks[day], evs)
+	}
+	sort.SliceStable(f.all, func(i, j int) bool { return f.all[i].Time.AsTime().Before(f.all[j].Time.AsTime()) })
+	return ids
+}
+
+func (f *fakeAuth) Ping(context.Context) (proto.PingResponse, error) {
+	return proto.PingResponse{ClusterName: "acc", ServerVersion: "17.0.0"}, nil
+}
+func (f *fakeAuth) Close() error { return nil }
+
+func (f *fakeAuth) GetEventExportChunks(ctx context.Context, req *auditlogpb.GetEventExportChunksRequest) stream.Stream[*auditlogpb.EventExportChunk] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.noExport {
+		return stream.Fail[*auditlogpb.EventExportChunk](trace.NotImplemented("not implemented"))
+	}
+	day := req.Date.AsTime().UTC().Format("2006-01-02")
+	var out []*auditlogpb.EventExportChunk
+	for i := range f.chunks[day] {
+		out = append(out, &auditlogpb.EventExportChunk{Chunk: strconv.Itoa(i)})
+	}
+	return stream.Slice(out)
+}
+
+func (f *fakeAuth) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb.ExportUnstructuredEventsRequest) stream.Stream[*auditlogpb.ExportEventUnstructured] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exportCalls++
+	if f.failNextCalls > 0 {
+		f.failNextCalls--
+		return stream.Fail[*auditlogpb.ExportEventUnstructured](trace.ConnectionProblem(nil, "down"))
+	}
+	day := req.Date.AsTime().UTC().Format("2006-01-02")
+	ci, _ := strconv.Atoi(req.Chunk)
+	evs := f.chunks[day][ci]
+	from := 0
+	if req.Cursor != "" {
+		from, _ = strconv.Atoi(req.Cursor)
+	}
+	var out []*auditlogpb.ExportEventUnstructured
+	for i := from; i < len(evs); i++ {
+		out = append(out, &auditlogpb.ExportEventUnstructured{Event: evs[i], Cursor: strconv.Itoa(i + 1)})
+	}
+	return stream.Slice(out)
+}
+
+func (f *fakeAuth) SearchUnstructuredEvents(ctx context.Context, from, to time.Time, ns string, typs []string, limit int, order types.EventOrder, startKey string) ([]*auditlogpb.EventUnstructured, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := 0
+	if startKey != "" {
+		start, _ = strconv.Atoi(startKey)
+	}
+	var out []*auditlogpb.EventUnstructured
+	i := start
+	for ; i < len(f.all) && len(out) < limit; i++ {
+		t := f.all[i].Time.AsTime()
+		if t.Before(from) || !t.Before(to) {
+			continue
+		}
+		out = append(out, f.all[i])
+	}
+	if len(out) == limit {
+		return out, strconv.Itoa(i), nil
+	}
+	return out, "", nil
+}
