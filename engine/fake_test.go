@@ -28,7 +28,9 @@ type fakeAuth struct {
 	failNextCalls int // fail this many export calls with Unavailable
 }
 
-func newFakeAuth() *fakeAuth { return &fakeAuth{chunks: map[string][][]*auditlogpb.EventUnstructured{}} }
+func newFakeAuth() *fakeAuth {
+	return &fakeAuth{chunks: map[string][][]*auditlogpb.EventUnstructured{}}
+}
 
 // add stores n events of type typ spread from start by step, as one new chunk per day.
 func (f *fakeAuth) add(start time.Time, step time.Duration, n int, typ string) []string {
