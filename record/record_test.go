@@ -117,3 +117,23 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+func TestDecodeRoundTrip(t *testing.T) {
+	body, err := structpb.NewStruct(sample)
+	require.NoError(t, err)
+	ts := time.Date(2026, 11, 22, 2, 52, 41, 733000123, time.UTC)
+	b := Append(nil, ts, body)
+	b = Append(b, ts.Add(time.Second), body)
+
+	got, gotBody, rest, err := Decode(b)
+	require.NoError(t, err)
+	assert.True(t, ts.Equal(got))
+	assert.Equal(t, "session.end", gotBody["event"])
+	got, _, rest, err = Decode(rest)
+	require.NoError(t, err)
+	assert.True(t, ts.Add(time.Second).Equal(got))
+	assert.Empty(t, rest)
+
+	_, _, _, err = Decode([]byte{0x91, 0x01})
+	assert.Error(t, err)
+}
