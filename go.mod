@@ -41,16 +41,16 @@ require (
 )
 
 require (
-	github.com/cenkalti/backoff/v4 v4.3.0
-	github.com/fluent/fluent-bit-go v0.0.0-20230731091245-a7a013e2473c
-	github.com/google/uuid v1.6.0
-	github.com/gravitational/teleport/api v0.0.0-20250128104452-ecabf6b767ac
-	github.com/gravitational/trace v1.4.0
-	github.com/pelletier/go-toml/v2 v2.4.3
-	github.com/stretchr/testify v1.12.1
-	github.com/tinylib/msgp v1.6.5
-	golang.org/x/crypto v0.58.0
-	golang.org/x/sys v0.49.0
-	google.golang.org/grpc v1.69.2
-	google.golang.org/protobuf v1.36.4
+	github.com/cenkalti/backoff/v4 v4.3.0 // retry backoff toward the Auth Service
+	github.com/fluent/fluent-bit-go v0.0.0-20230731091245-a7a013e2473c // Fluent Bit's Go plugin ABI: registration, properties
+	github.com/google/uuid v1.6.0 // test stand-in: deterministic event uids
+	github.com/gravitational/teleport/api v0.0.0-20250128104452-ecabf6b767ac // the official Teleport client: credentials, gRPC, audit log API
+	github.com/gravitational/trace v1.4.0 // Teleport's error kinds (NotImplemented)
+	github.com/pelletier/go-toml/v2 v2.4.3 // teleport-event-handler.toml files
+	github.com/stretchr/testify v1.12.1 // tests
+	github.com/tinylib/msgp v1.6.5 // allocation-free msgpack records
+	golang.org/x/crypto v0.58.0 // test stand-in: SSH certificates in identity files
+	golang.org/x/sys v0.49.0 // flock on storage_dir
+	google.golang.org/grpc v1.69.2 // the transport of the Teleport API
+	google.golang.org/protobuf v1.36.4 // structpb events from the Teleport API
 )
