@@ -25,6 +25,9 @@ import (
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 )
 
+// cint is C's int; named so tests (which cannot import "C") can use it.
+type cint = C.int
+
 // Return codes of Fluent Bit's proxy.
 const (
 	flbError = input.FLB_ERROR
@@ -42,7 +45,7 @@ var (
 
 // guard turns a panic into a logged error, so nothing panics across the cgo
 // boundary; it sets *rc to the failure code.
-func guard(fn string, rc *C.int, failure C.int) {
+func guard(fn string, rc *cint, failure cint) {
 	if r := recover(); r != nil {
 		log.Errorf("%s: internal error: %v; %s", fn, r, firstFrames(debug.Stack()))
 		if rc != nil {
