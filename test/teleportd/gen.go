@@ -172,15 +172,24 @@ type genSegment struct {
 	maxT      int64
 	cluster   string
 	chunkSize int
+	prec      int64 // time precision in ns (0/1 = exact)
 }
 
 func (g *genSegment) timeAt(i int) int64 {
-	if g.span == 0 || g.count <= 1 {
-		return g.start
+	t := g.start
+	if g.span != 0 && g.count > 1 {
+		hi, lo := bits.Mul64(uint64(i), g.span)
+		q, _ := bits.Div64(hi, lo, uint64(g.count))
+		t += int64(q)
 	}
-	hi, lo := bits.Mul64(uint64(i), g.span)
-	q, _ := bits.Div64(hi, lo, uint64(g.count))
-	return g.start + int64(q)
+	if g.prec > 1 {
+		r := t % g.prec
+		if r < 0 {
+			r += g.prec
+		}
+		t -= r
+	}
+	return t
 }
 
 // firstAtOrAfter returns the first index whose time is >= t (count if none).

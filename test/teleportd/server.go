@@ -1,13 +1,3 @@
-// Package teleportd is a Teleport Auth Service stand-in for tests, demos and
-// benchmarks: a real gRPC server with mutual TLS on 127.0.0.1, built on
-// teleport/api's generated service interfaces, that the real teleport/api
-// client connects to (client.New with client.LoadIdentityFile,
-// client.NewDynamicIdentityFileCreds or client.LoadKeyPair).
-//
-// It serves proto.AuthService (Ping) and auditlogv1.AuditLogService
-// (GetEventExportChunks, ExportUnstructuredEvents, GetUnstructuredEvents).
-// Events are either generated on demand from (seed, index) — millions of them
-// cost no memory — or added explicitly.
 package teleportd
 
 import (

@@ -110,6 +110,12 @@ func (a *auditService) ExportUnstructuredEvents(req *auditlogpb.ExportUnstructur
 	return nil
 }
 
+// StreamUnstructuredSessionEvents (session recordings) is not implemented yet.
+func (a *auditService) StreamUnstructuredSessionEvents(*auditlogpb.StreamUnstructuredSessionEventsRequest, grpc.ServerStreamingServer[auditlogpb.EventUnstructured]) error {
+	a.s.st.sessionEvents.Add(1)
+	return status.Error(codes.Unimplemented, "method StreamUnstructuredSessionEvents not implemented")
+}
+
 // GetUnstructuredEvents is the typed form of search (the server registers
 // searchRaw instead, see auditLogServiceDesc).
 func (a *auditService) GetUnstructuredEvents(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*auditlogpb.EventsUnstructured, error) {

@@ -49,6 +49,11 @@ type GenSpec struct {
 	Span      time.Duration
 	Seed      int64
 	ChunkSize int // default DefaultChunkSize
+	// Precision, if set, truncates event times to a multiple of it (since
+	// the Unix epoch). Teleport stores event times with millisecond
+	// precision, so time.Millisecond makes dense runs share timestamps
+	// like real ones; 0 keeps Start + i*Span/Count exactly.
+	Precision time.Duration
 }
 
 type storedEvent struct {
@@ -187,6 +192,7 @@ func (st *store) generate(g GenSpec) []string {
 		count:     g.Count,
 		cluster:   st.cluster,
 		chunkSize: cs,
+		prec:      int64(max(g.Precision, 0)),
 	}
 	seg.minT = seg.timeAt(0)
 	seg.maxT = seg.timeAt(g.Count - 1)

@@ -435,14 +435,21 @@ func TestSearchTiesAndDenseTime(t *testing.T) {
 	// zero-span run: order must be (time, uid) and paging exact.
 	s.Generate(GenSpec{Start: base, Count: 300, Span: 3, Seed: 1})
 	s.Generate(GenSpec{Start: base.Add(time.Nanosecond), Count: 50, Seed: 2})
+	// Teleport-like millisecond precision: ~10 events per millisecond.
+	s.Generate(GenSpec{Start: base.Add(time.Millisecond + 300*time.Microsecond), Count: 500, Span: 50 * time.Millisecond, Seed: 3, Precision: time.Millisecond})
 	clt := identityClient(t, s)
 	want := s.UIDs(nil)
-	require.Len(t, want, 350)
+	require.Len(t, want, 850)
 	got, _ := searchAll(t, clt, base, base.Add(time.Second), nil, 7, types.EventOrderAscending)
 	assert.Equal(t, want, got)
 	got, _ = searchAll(t, clt, base, base.Add(time.Second), nil, 11, types.EventOrderDescending)
 	slices.Reverse(want)
 	assert.Equal(t, want, got)
+
+	ms := s.UIDsInRange(base.Add(time.Millisecond), base.Add(time.Second), func(m EventMeta) bool { return m.Time.Nanosecond()%1e6 == 0 })
+	assert.Len(t, ms, 500)
+	uids, _ := exportDays(t, clt, base)
+	assert.Equal(t, sorted(s.UIDs(nil)), sorted(uids))
 }
 
 func TestSessionsConsistent(t *testing.T) {
@@ -521,6 +528,7 @@ func TestExportUnimplementedSwitch(t *testing.T) {
 	// Sessions recordings are not implemented yet.
 	_, errc := clt.StreamUnstructuredSessionEvents(context.Background(), "x", 0)
 	assert.True(t, trace.IsNotImplemented(<-errc))
+	assert.EqualValues(t, 1, s.Stats().StreamUnstructuredSessionEvents)
 }
 
 func TestStopRestart(t *testing.T) {
@@ -711,4 +719,19 @@ func TestWireEncodingMatchesProto(t *testing.T) {
 	assert.Equal(t, long, f["big"])
 	assert.Equal(t, []any{"a", long}, f["n"])
 	assert.Equal(t, map[string]any{"k": long, "i": 7.0}, f["m"])
+}
+
+// BenchmarkEncodeEvent measures the server-side cost of one generated event.
+func BenchmarkEncodeEvent(b *testing.B) {
+	st := newStore("acc", 0)
+	st.generate(GenSpec{Start: base, Count: 1_000_000, Span: 24 * time.Hour, Seed: 1})
+	seg := st.segsAsc[0]
+	n := 0
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		w := pbw{b: make([]byte, 0, 600)}
+		seg.appendEvent(&w, i%1_000_000)
+		n += len(w.b)
+	}
+	b.ReportMetric(float64(n)/float64(b.N), "bytes/event")
 }

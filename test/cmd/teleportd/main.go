@@ -1,0 +1,207 @@
+// Command teleportd runs the Teleport Auth Service stand-in of package
+// test/teleportd for demos and benchmarks.
+//
+//	teleportd --dir DIR [--addr 127.0.0.1:0] [--events 10000] [--days 2]
+//	          [--rate 0] [--export-unimplemented] [--seed 1] [--ttl 12h]
+//
+// It writes DIR/identity (identity file for client.LoadIdentityFile),
+// DIR/ca.crt, DIR/client.crt, DIR/client.key (for client.LoadKeyPair) and,
+// last, DIR/addr (host:port, no newline); the CA lives in DIR/server and is
+// reused by later runs with the same DIR. Then it prints one line
+//
+//	teleportd listening on 127.0.0.1:PORT identity DIR/identity
+//
+// to stdout and serves until SIGINT/SIGTERM. SIGHUP re-issues the
+// credentials; SIGUSR1 toggles an "Auth Service down" fault (Stop/Restart on
+// the same address).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/teleportd"
+)
+
+func main() {
+	var (
+		dir         = flag.String("dir", "", "directory for the identity, key pair, CA and addr files (default: a new temporary directory)")
+		addr        = flag.String("addr", "127.0.0.1:0", "listen address")
+		events      = flag.Int("events", 10000, "backlog of generated events")
+		days        = flag.Float64("days", 2, "the backlog spans this many days, ending now")
+		rate        = flag.Float64("rate", 0, "live events per second, appended every 200ms as new sealed chunks")
+		unimpl      = flag.Bool("export-unimplemented", false, "GetEventExportChunks/ExportUnstructuredEvents answer Unimplemented")
+		seed        = flag.Int64("seed", 1, "generator seed")
+		ttl         = flag.Duration("ttl", 12*time.Hour, "validity of the issued credentials")
+		renew       = flag.Duration("renew", 0, "re-issue the credentials at this interval (0 = never)")
+		cluster     = flag.String("cluster", "acc", "cluster name")
+		version     = flag.String("version", "17.2.0", "server version reported by Ping")
+		precision   = flag.Duration("time-precision", time.Millisecond, "generated event times are truncated to this (Teleport: 1ms; 0 = exact)")
+		chunkSize   = flag.Int("chunk-size", teleportd.DefaultChunkSize, "events per backlog chunk")
+		searchBytes = flag.Int("search-max-bytes", teleportd.DefaultSearchMaxBytes, "size cap of one search response (-1 = none)")
+		statsEvery  = flag.Duration("stats", 0, "log counters to stderr at this interval (0 = never)")
+		verbose     = flag.Bool("v", false, "log server activity to stderr")
+		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
+	)
+	flag.Parse()
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	log.SetPrefix("teleportd: ")
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "teleportd-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		*dir = d
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		log.Fatal(err)
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	*dir = abs
+
+	opts := teleportd.Options{
+		Addr:                *addr,
+		Dir:                 filepath.Join(*dir, "server"),
+		ClusterName:         *cluster,
+		ServerVersion:       *version,
+		ExportUnimplemented: *unimpl,
+		SearchMaxBytes:      *searchBytes,
+	}
+	if *verbose {
+		opts.Logf = log.Printf
+	}
+	s, err := teleportd.Start(opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	if *events > 0 {
+		span := time.Duration(*days * float64(24*time.Hour))
+		start := time.Now().Add(-span)
+		names := s.Generate(teleportd.GenSpec{Start: start, Count: *events, Span: span, Seed: *seed, ChunkSize: *chunkSize, Precision: *precision})
+		log.Printf("backlog: %d events from %s to now in %d chunks", *events, start.UTC().Format(time.RFC3339), len(names))
+	}
+
+	issue := func() error {
+		if err := s.WriteIdentity(filepath.Join(*dir, "identity"), *ttl); err != nil {
+			return err
+		}
+		return s.WriteKeyPair(filepath.Join(*dir, "client.crt"), filepath.Join(*dir, "client.key"), filepath.Join(*dir, "ca.crt"), *ttl)
+	}
+	if err := issue(); err != nil {
+		log.Fatal(err)
+	}
+	if err := writeAtomic(filepath.Join(*dir, "addr"), []byte(s.Addr())); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("teleportd listening on %s identity %s\n", s.Addr(), filepath.Join(*dir, "identity"))
+
+	if *rate > 0 {
+		go live(s, *rate, *seed, *precision)
+	}
+	if *renew > 0 {
+		go func() {
+			for range time.Tick(*renew) {
+				if err := issue(); err != nil {
+					log.Printf("renew: %v", err)
+				}
+			}
+		}()
+	}
+	if *statsEvery > 0 {
+		go func() {
+			for range time.Tick(*statsEvery) {
+				st := s.Stats()
+				log.Printf("stats: events=%d exported=%d searched=%d chunks-listed=%d calls: ping=%d chunks=%d export=%d search=%d unimplemented=%d errors=%d handshakes ok=%d failed=%d",
+					s.Count(), st.EventsExported, st.EventsSearched, st.ChunksListed, st.Ping, st.GetEventExportChunks,
+					st.ExportUnstructuredEvents, st.GetUnstructuredEvents, st.Unimplemented, st.Errors, st.HandshakesOK, st.HandshakesFailed)
+			}
+		}()
+	}
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	for sg := range sig {
+		switch sg {
+		case syscall.SIGHUP:
+			if err := issue(); err != nil {
+				log.Printf("re-issue: %v", err)
+			} else {
+				log.Printf("credentials re-issued")
+			}
+		case syscall.SIGUSR1:
+			if s.Running() {
+				s.Stop()
+				log.Printf("fault: Auth Service down (SIGUSR1 again to restart)")
+			} else if err := s.Restart(); err != nil {
+				log.Printf("restart: %v", err)
+			} else {
+				log.Printf("fault cleared: serving again on %s", s.Addr())
+			}
+		default:
+			log.Printf("%v: shutting down", sg)
+			return
+		}
+	}
+}
+
+// live appends rate events per second: every 200ms the events of the elapsed
+// interval become new sealed chunks of their UTC day.
+func live(s *teleportd.Server, rate float64, seed int64, precision time.Duration) {
+	t0 := time.Now()
+	prev := t0
+	var done int64
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for k := int64(1); ; k++ {
+		now := <-tick.C
+		want := int64(rate * now.Sub(t0).Seconds())
+		if n := want - done; n > 0 {
+			s.Generate(teleportd.GenSpec{Start: prev, Count: int(n), Span: now.Sub(prev), Seed: liveSeed(seed, k), Precision: precision})
+			done = want
+		}
+		prev = now
+	}
+}
+
+// liveSeed derives distinct seeds per tick (same seed = same uids).
+func liveSeed(seed, k int64) int64 {
+	x := uint64(seed)*0x9e3779b97f4a7c15 + uint64(k)
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return int64(x ^ (x >> 31))
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
