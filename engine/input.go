@@ -3,6 +3,7 @@ package engine
 import (
 	"time"
 
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
@@ -142,6 +143,9 @@ func (e *Engine) commitLocked() {
 		if it.Pos.Kind != 0 {
 			e.committed.Apply(&it.Pos)
 			dirty = true
+			if it.Pos.Kind == cursor.PosDayDone {
+				e.log.Infof("day %s exported", it.Pos.Day)
+			}
 		}
 		if it.CaughtUp {
 			caughtUp = true

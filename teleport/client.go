@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/gravitational/teleport/api/breaker"
 	"github.com/gravitational/teleport/api/client"
 	"google.golang.org/grpc"
 
@@ -133,6 +134,9 @@ func Dial(ctx context.Context, addr string, creds client.Credentials) (*client.C
 		Addrs:       []string{addr},
 		Credentials: []client.Credentials{creds},
 		DialTimeout: 15 * time.Second,
+		// The sources back off on their own; the client's breaker would keep
+		// refusing calls for a minute after an outage has ended.
+		CircuitBreakerConfig: breaker.NoopBreakerConfig(),
 		DialOpts: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)),
 		},

@@ -57,7 +57,7 @@ func (s *ExportSource) Run(ctx context.Context, st *cursor.Export, sink Sink) er
 			if err := sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosDayDone, Day: day}}); err != nil {
 				return err
 			}
-			s.Log.Infof("exported day %s", day)
+			s.Log.Debugf("fetched every chunk of day %s", day)
 		}
 		// Yesterday and today stay open: late events land in new chunks.
 		for day := st.NextDay; day <= today; day = addDays(day, 1) {
