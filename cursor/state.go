@@ -60,3 +60,12 @@ type Search struct {
 func New(start time.Time) *State {
 	return &State{Format: Format, Version: Version, StartTime: start.UTC()}
 }
+
+// normalize keeps every time in UTC, so the file reads the same wherever it
+// was written.
+func (st *State) normalize() {
+	st.StartTime = st.StartTime.UTC()
+	if st.Search != nil {
+		st.Search.WindowStart = st.Search.WindowStart.UTC()
+	}
+}

@@ -289,7 +289,12 @@ func (s *Store) Save(st *State) error {
 	if err := st.Validate(); err != nil {
 		return newError(ErrInvalid, err, "refusing to save an invalid state to %s: %v", s.path, err)
 	}
-	return s.write(s.enc.encode(st))
+	st.normalize()
+	data, err := s.enc.encode(st)
+	if err != nil {
+		return newError(ErrInvalid, err, "cannot encode the state for %s: %v", s.path, err)
+	}
+	return s.write(data)
 }
 
 func (s *Store) write(data []byte) error {
