@@ -29,13 +29,19 @@ type Config struct {
 	ExitOnLastEvent bool          // exit_on_last_event / exit-on-last-event
 	Debug           bool          // debug
 
-	// Session recordings and locking (wired up by later work; parsed now so an
-	// existing teleport-event-handler.toml loads unchanged).
-	SkipSessionTypes   []string      // skip_session_types / skip-session-types
-	LockEnabled        bool          // lock_enabled / lock-enabled
-	LockFailedAttempts int           // lock_failed_attempts_count / lock-failed-attempts-count
-	LockPeriod         time.Duration // lock_period / lock-period
-	LockFor            time.Duration // lock_for / lock-for; 0 = permanent
+	// Session recordings and locking.
+	SkipSessionTypes []string // skip_session_types / skip-session-types
+	// A recording still missing (NotFound) this long after the event that
+	// announced it is given up; until then it is retried, starting every
+	// SessionRetryInterval and backing off. Other failures of one session
+	// are retried SessionMaxAttempts times.
+	SessionGiveUpAfter   time.Duration // session_give_up_after
+	SessionRetryInterval time.Duration // session_retry_interval
+	SessionMaxAttempts   int           // session_max_attempts
+	LockEnabled          bool          // lock_enabled / lock-enabled
+	LockFailedAttempts   int           // lock_failed_attempts_count / lock-failed-attempts-count
+	LockPeriod           time.Duration // lock_period / lock-period
+	LockFor              time.Duration // lock_for / lock-for; 0 = permanent
 
 	// Engine limits (plugin-only keys).
 	CallbackBytes int // callback_bytes: byte budget handed to Fluent Bit per callback
@@ -60,7 +66,11 @@ const (
 	DefaultCallbackBytes   = 16 << 20
 	DefaultQueueBytes      = 32 << 20
 	DefaultLockAttempts    = 3
-	DefaultLockPeriod      = time.Minute
+
+	DefaultSessionGiveUpAfter   = 48 * time.Hour
+	DefaultSessionRetryInterval = 10 * time.Second
+	DefaultSessionMaxAttempts   = 5
+	DefaultLockPeriod           = time.Minute
 )
 
 // DefaultSkipSessionTypes are dropped from recordings unless configured.

@@ -22,17 +22,20 @@ const (
 // directory have no default.
 func Default() *Config {
 	return &Config{
-		RefreshInterval:    DefaultRefreshInterval,
-		Batch:              DefaultBatch,
-		WindowSize:         DefaultWindowSize,
-		Concurrency:        DefaultConcurrency,
-		PollInterval:       DefaultPollInterval,
-		SkipSessionTypes:   append([]string(nil), DefaultSkipSessionTypes...),
-		LockFailedAttempts: DefaultLockAttempts,
-		LockPeriod:         DefaultLockPeriod,
-		CallbackBytes:      DefaultCallbackBytes,
-		QueueBytes:         DefaultQueueBytes,
-		Sources:            map[string]string{},
+		RefreshInterval:      DefaultRefreshInterval,
+		Batch:                DefaultBatch,
+		WindowSize:           DefaultWindowSize,
+		Concurrency:          DefaultConcurrency,
+		PollInterval:         DefaultPollInterval,
+		SkipSessionTypes:     append([]string(nil), DefaultSkipSessionTypes...),
+		SessionGiveUpAfter:   DefaultSessionGiveUpAfter,
+		SessionRetryInterval: DefaultSessionRetryInterval,
+		SessionMaxAttempts:   DefaultSessionMaxAttempts,
+		LockFailedAttempts:   DefaultLockAttempts,
+		LockPeriod:           DefaultLockPeriod,
+		CallbackBytes:        DefaultCallbackBytes,
+		QueueBytes:           DefaultQueueBytes,
+		Sources:              map[string]string{},
 	}
 }
 

@@ -21,6 +21,10 @@ const (
 	// PosWindowDone: the window before WindowStart is complete; the next
 	// window starts at WindowStart.
 	PosWindowDone
+	// PosSession: the recording of session ID resumes at index Index.
+	PosSession
+	// PosSessionDone: the recording of session ID is exported (or given up).
+	PosSessionDone
 )
 
 // Pos is one step of progress, carried by every record (or position-only
@@ -33,6 +37,40 @@ type Pos struct {
 	WindowStart time.Time
 	Key         string
 	ID          string
+	Index       int64
+}
+
+// Announce is a recording announced by an audit event; it joins the state
+// when that event is handed over.
+type Announce struct {
+	SessionID string
+	At        time.Time // the announcing event's time
+	ByEnd     bool      // announced by session.end, not session.upload
+}
+
+// AnnounceSession records a recording to export, unless it is known
+// already or, for session.end, the cluster emits session.upload (which then
+// announces it). It reports whether the session was added, or taken over by
+// a session.upload from a session.end.
+func (s *State) AnnounceSession(a Announce) bool {
+	if !a.ByEnd {
+		s.UploadsSeen = true
+	}
+	if ss, ok := s.Sessions[a.SessionID]; ok {
+		if !a.ByEnd && ss.ByEnd {
+			ss.ByEnd = false
+			return true
+		}
+		return false
+	}
+	if a.ByEnd && s.UploadsSeen {
+		return false
+	}
+	if s.Sessions == nil {
+		s.Sessions = make(map[string]*Session)
+	}
+	s.Sessions[a.SessionID] = &Session{Announced: a.At.UTC(), ByEnd: a.ByEnd}
+	return true
 }
 
 // DayLayout is the layout of day keys.
@@ -70,6 +108,12 @@ func (s *State) Apply(p *Pos) {
 	case PosSearch:
 		s.Mode = ModeSearch
 		s.Search = &Search{WindowStart: p.WindowStart.UTC(), Key: p.Key, LastID: p.ID}
+	case PosSession:
+		if ss := s.Sessions[p.ID]; ss != nil && p.Index > ss.Next {
+			ss.Next = p.Index
+		}
+	case PosSessionDone:
+		delete(s.Sessions, p.ID)
 	case PosWindowDone:
 		s.Mode = ModeSearch
 		s.Search = &Search{WindowStart: p.WindowStart.UTC()}

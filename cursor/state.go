@@ -26,6 +26,26 @@ type State struct {
 	Mode      string    `json:"mode,omitempty"`
 	Export    *Export   `json:"export,omitempty"`
 	Search    *Search   `json:"search,omitempty"`
+	// Sessions are the recordings announced by a handed-over audit event
+	// and not yet exported to their end. A finished or given-up session is
+	// removed, so this holds only the work in progress.
+	Sessions map[string]*Session `json:"sessions,omitempty"`
+	// UploadsSeen is set once the cluster has emitted a session.upload
+	// event: from then on session.end no longer announces recordings, so
+	// no session is exported twice.
+	UploadsSeen bool `json:"uploads_seen,omitempty"`
+}
+
+// Session is the progress of one session recording.
+type Session struct {
+	// Next is the index of the next recording event to export.
+	Next int64 `json:"next"`
+	// Announced is the time of the audit event that announced the recording
+	// (session.upload, or session.end on servers without it): a recording
+	// still missing long after it is given up.
+	Announced time.Time `json:"announced"`
+	// ByEnd marks a recording announced by session.end only.
+	ByEnd bool `json:"by_end,omitempty"`
 }
 
 // Export is the bulk export position.
@@ -67,5 +87,8 @@ func (st *State) normalize() {
 	st.StartTime = st.StartTime.UTC()
 	if st.Search != nil {
 		st.Search.WindowStart = st.Search.WindowStart.UTC()
+	}
+	for _, ss := range st.Sessions {
+		ss.Announced = ss.Announced.UTC()
 	}
 }

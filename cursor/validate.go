@@ -22,6 +22,17 @@ func (st *State) Clone() *State {
 		s := *st.Search
 		c.Search = &s
 	}
+	if st.Sessions != nil {
+		c.Sessions = make(map[string]*Session, len(st.Sessions))
+		for k, v := range st.Sessions {
+			if v == nil {
+				c.Sessions[k] = nil
+				continue
+			}
+			ss := *v
+			c.Sessions[k] = &ss
+		}
+	}
 	return &c
 }
 
@@ -111,6 +122,19 @@ func (st *State) Validate() error {
 	}
 	if st.Search != nil {
 		if err := st.Search.validate(); err != nil {
+			return err
+		}
+	}
+	for id, ss := range st.Sessions {
+		switch {
+		case id == "" || !utf8.ValidString(id):
+			return fmt.Errorf("sessions has an empty or invalid session id %q", id)
+		case ss == nil:
+			return fmt.Errorf("sessions[%q] is null", id)
+		case ss.Next < 0:
+			return fmt.Errorf("sessions[%q].next is negative (%d)", id, ss.Next)
+		}
+		if err := checkTime(fmt.Sprintf("sessions[%q].announced", id), ss.Announced); err != nil {
 			return err
 		}
 	}

@@ -23,6 +23,7 @@ import (
 // Conn is a connection to the Auth Service.
 type Conn interface {
 	teleport.AuditLog
+	teleport.SessionAPI
 	Ping(ctx context.Context) (proto.PingResponse, error)
 	Close() error
 }
@@ -48,8 +49,13 @@ type Engine struct {
 	opts  Options
 	log   *logging.Logger
 	store *cursor.Store
-	queue *Queue
-	creds *teleport.Credentials
+	// Audit events and recordings have a queue each, and every callback
+	// gives each a share, so a million-event recording cannot starve audit
+	// events (nor the reverse).
+	queue    *Queue
+	sessQ    *Queue
+	sessions *teleport.SessionSource
+	creds    *teleport.Credentials
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -64,6 +70,8 @@ type Engine struct {
 	stopped   bool
 	saveErr   error // the last save failed: hand nothing over until it works
 	drained   bool
+	wantExit  bool // exit_on_last_event: the audit backlog is handed over
+	flip      bool // which queue goes first in the next callback
 	progress  progress
 }
 
@@ -84,7 +92,13 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	if opts.Alloc == nil {
 		opts.Alloc = func(n int) []byte { return make([]byte, n) }
 	}
-	e := &Engine{cfg: cfg, opts: opts, log: opts.Log, queue: NewQueue(cfg.QueueBytes)}
+	e := &Engine{cfg: cfg, opts: opts, log: opts.Log,
+		queue: NewQueue(cfg.QueueBytes / 2), sessQ: NewQueue(cfg.QueueBytes / 2)}
+	e.sessions = &teleport.SessionSource{
+		Skip: cfg.SkipSessionTypes, Concurrency: cfg.Concurrency,
+		GiveUpAfter: cfg.SessionGiveUpAfter, RetryInterval: cfg.SessionRetryInterval, MaxAttempts: cfg.SessionMaxAttempts,
+		EndWait: 2*cfg.PollInterval + time.Second, Log: opts.Log, Now: opts.Now,
+	}
 	if opts.Connect == nil {
 		creds, err := teleport.LoadCredentials(cfg, opts.Now())
 		if err != nil {
@@ -131,6 +145,12 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	}
 	e.store = store
 	e.committed = st
+	for id, ss := range st.Sessions {
+		e.sessions.Add(id, *ss)
+	}
+	if n := len(st.Sessions); n > 0 {
+		e.log.Infof("%d session recordings to export or resume", n)
+	}
 	e.progress.last = opts.Now()
 
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -174,6 +194,13 @@ func (e *Engine) run(work *cursor.State) {
 		return
 	}
 	defer conn.Close()
+
+	e.sessions.API = conn
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		_ = e.sessions.Run(e.ctx, e.sessQ)
+	}()
 
 	filter := teleport.NewFilter(e.cfg.Types, e.cfg.SkipEventTypes, work.StartTime)
 	for e.ctx.Err() == nil {

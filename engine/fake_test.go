@@ -26,6 +26,7 @@ type fakeAuth struct {
 	noExport      bool
 	exportCalls   int
 	failNextCalls int // fail this many export calls with Unavailable
+	recordings    map[string][]*auditlogpb.EventUnstructured
 }
 
 func newFakeAuth() *fakeAuth {
@@ -119,4 +120,95 @@ func (f *fakeAuth) SearchUnstructuredEvents(ctx context.Context, from, to time.T
 		return out, strconv.Itoa(i), nil
 	}
 	return out, "", nil
+}
+
+// StreamUnstructuredSessionEvents serves recordings added with addRecording.
+func (f *fakeAuth) StreamUnstructuredSessionEvents(ctx context.Context, sid string, start int64) (chan *auditlogpb.EventUnstructured, chan error) {
+	f.mu.Lock()
+	evs, ok := f.recordings[sid]
+	f.mu.Unlock()
+	ok = ok && evs != nil
+	ch := make(chan *auditlogpb.EventUnstructured)
+	errc := make(chan error, 1)
+	if !ok {
+		errc <- trace.NotFound("session %q not found", sid)
+		return ch, errc
+	}
+	go func() {
+		for _, ev := range evs {
+			if ev.Index < start {
+				continue
+			}
+			select {
+			case ch <- ev:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+		}
+		close(ch)
+	}()
+	return ch, errc
+}
+
+// addSession adds the audit events announcing session sid (session.end and
+// session.upload) and, with n > 0, its recording of n events.
+func (f *fakeAuth) addSession(sid string, at time.Time, n int) (recording []string) {
+	f.mu.Lock()
+	if f.recordings == nil {
+		f.recordings = map[string][]*auditlogpb.EventUnstructured{}
+	}
+	var evs []*auditlogpb.EventUnstructured
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%s-rec-%d", sid, i)
+		typ := "print"
+		if i == 0 {
+			typ = "session.start"
+		}
+		body, _ := structpb.NewStruct(map[string]any{"event": typ, "uid": id, "ei": float64(i), "sid": sid,
+			"time": at.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)})
+		evs = append(evs, &auditlogpb.EventUnstructured{Type: typ, Id: id, Index: int64(i), Time: timestamppb.New(at.Add(time.Duration(i) * time.Millisecond)), Unstructured: body})
+		recording = append(recording, id)
+	}
+	if n > 0 {
+		f.recordings[sid] = evs
+	}
+	f.mu.Unlock()
+	f.addEvent("session.end", at, map[string]any{"sid": sid, "session_recording": "node"})
+	f.addEvent("session.upload", at.Add(time.Second), map[string]any{"sid": sid})
+	return recording
+}
+
+func (f *fakeAuth) addEvent(typ string, t time.Time, fields map[string]any) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("%s-%d-%d", typ, t.UnixNano(), len(f.all))
+	m := map[string]any{"event": typ, "uid": id, "time": t.UTC().Format(time.RFC3339Nano), "ei": 0.0}
+	for k, v := range fields {
+		m[k] = v
+	}
+	body, _ := structpb.NewStruct(m)
+	ev := &auditlogpb.EventUnstructured{Type: typ, Id: id, Time: timestamppb.New(t), Unstructured: body}
+	day := t.UTC().Format("2006-01-02")
+	f.chunks[day] = append(f.chunks[day], []*auditlogpb.EventUnstructured{ev})
+	f.all = append(f.all, ev)
+	sort.SliceStable(f.all, func(i, j int) bool { return f.all[i].Time.AsTime().Before(f.all[j].Time.AsTime()) })
+	return id
+}
+
+// addRecordingEvents makes the recording of sid exist with n events.
+func (f *fakeAuth) addRecordingEvents(sid string, n int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	var evs []*auditlogpb.EventUnstructured
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%s-rec-%d", sid, i)
+		body, _ := structpb.NewStruct(map[string]any{"event": "session.data", "uid": id, "ei": float64(i), "time": at.Format(time.RFC3339Nano)})
+		evs = append(evs, &auditlogpb.EventUnstructured{Type: "session.data", Id: id, Index: int64(i), Time: timestamppb.New(at), Unstructured: body})
+		ids = append(ids, id)
+	}
+	f.recordings[sid] = evs
+	return ids
 }

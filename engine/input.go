@@ -25,7 +25,24 @@ func (e *Engine) Collect() []byte {
 	if e.saveErr != nil && !e.retrySaveLocked() {
 		return nil
 	}
-	items := e.queue.Take(e.spare[:0], e.cfg.CallbackBytes)
+	e.checkExitLocked()
+	// Each queue gets half the budget, then the first fills what is left.
+	// The queues take turns at going first, and the first always gives at
+	// least one record, so even an oversized record of either kind moves.
+	first, second := e.queue, e.sessQ
+	if e.flip {
+		first, second = second, first
+	}
+	e.flip = !e.flip
+	budget := e.cfg.CallbackBytes
+	items := first.TakeUpTo(e.spare[:0], budget/2)
+	if len(items) == 0 {
+		items = first.Take(items, budget)
+	}
+	if items = second.TakeUpTo(items, budget-dataLen(items)); len(items) == 0 {
+		items = second.Take(items, budget)
+	}
+	items = first.TakeUpTo(items, budget-dataLen(items))
 	if len(items) == 0 {
 		return nil
 	}
@@ -138,8 +155,17 @@ func (e *Engine) commitLocked() {
 	dirty, caughtUp := false, false
 	records := 0
 	var newest time.Time
+	var announced []string
 	for i := range e.pending {
 		it := &e.pending[i]
+		if a := it.Announce; a != nil {
+			uploads := e.committed.UploadsSeen
+			if e.committed.AnnounceSession(*a) {
+				announced = append(announced, a.SessionID)
+				dirty = true
+			}
+			dirty = dirty || uploads != e.committed.UploadsSeen
+		}
 		if it.Pos.Kind != 0 {
 			e.committed.Apply(&it.Pos)
 			dirty = true
@@ -171,14 +197,41 @@ func (e *Engine) commitLocked() {
 			e.saveErr = nil
 		}
 	}
-	e.progress.add(e.log, e.opts.Now(), records, newest, caughtUp)
-	if caughtUp && e.cfg.ExitOnLastEvent && !e.drained && e.saveErr == nil {
-		e.drained = true
-		e.log.Infof("exit_on_last_event: every event up to now has been handed over; asking Fluent Bit to shut down")
-		if e.opts.OnDrained != nil {
-			e.opts.OnDrained()
+	for _, id := range announced {
+		if ss := e.committed.Sessions[id]; ss != nil {
+			e.sessions.Add(id, *ss)
 		}
 	}
+	e.progress.add(e.log, e.opts.Now(), records, newest, caughtUp)
+	if caughtUp && e.cfg.ExitOnLastEvent {
+		e.wantExit = true
+	}
+	e.checkExitLocked()
+}
+
+// checkExitLocked asks Fluent Bit to shut down once exit_on_last_event
+// applies: the audit backlog is handed over, and no recording has work left
+// but waiting for a retry (those stay in the state for the next run).
+func (e *Engine) checkExitLocked() {
+	if !e.wantExit || e.drained || e.saveErr != nil || e.pending != nil {
+		return
+	}
+	if _, active := e.sessions.Pending(); active > 0 || e.sessQ.Len() > 0 {
+		return
+	}
+	e.drained = true
+	e.log.Infof("exit_on_last_event: every event up to now has been handed over; asking Fluent Bit to shut down")
+	if e.opts.OnDrained != nil {
+		e.opts.OnDrained()
+	}
+}
+
+func dataLen(items []record.Item) int {
+	n := 0
+	for i := range items {
+		n += len(items[i].Data)
+	}
+	return n
 }
 
 func (e *Engine) retrySaveLocked() bool {

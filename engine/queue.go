@@ -71,9 +71,18 @@ func (q *Queue) push(it record.Item) {
 // Take moves items into dst, in order, while their data fits in budget bytes
 // (at least one item, whatever its size). It never blocks.
 func (q *Queue) Take(dst []record.Item, budget int) []record.Item {
+	return q.take(dst, budget, false)
+}
+
+// TakeUpTo is Take without the "at least one item" rule.
+func (q *Queue) TakeUpTo(dst []record.Item, budget int) []record.Item {
+	return q.take(dst, budget, true)
+}
+
+func (q *Queue) take(dst []record.Item, budget int, strict bool) []record.Item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	used, took := 0, false
+	used, took, moved := 0, strict, false
 	for q.n > 0 {
 		it := &q.items[q.head]
 		if took && used+len(it.Data) > budget {
@@ -81,13 +90,14 @@ func (q *Queue) Take(dst []record.Item, budget int) []record.Item {
 		}
 		used += len(it.Data)
 		took = true
+		moved = true
 		q.bytes -= size(it)
 		dst = append(dst, *it)
 		*it = record.Item{}
 		q.head = (q.head + 1) % len(q.items)
 		q.n--
 	}
-	if took {
+	if moved {
 		close(q.notFull)
 		q.notFull = make(chan struct{})
 	}

@@ -18,11 +18,40 @@ import (
 // hostile event can neither blow the stack nor be dropped.
 const MaxDepth = 64
 
+// SessionIDField is the field added to every session recording record: the
+// id of the session it belongs to. Audit events never carry it, so one
+// rewrite_tag rule on it routes recordings (to session.<sid>.log, like the
+// Event Handler's session-url) while audit events keep the input's tag.
+const SessionIDField = "recording_session_id"
+
 // Append appends the Fluent Bit event [t, body] to b and returns it.
 func Append(b []byte, t time.Time, body *structpb.Struct) []byte {
 	b = msgp.AppendArrayHeader(b, 2)
 	b = AppendEventTime(b, t)
 	return appendStruct(b, body, 0)
+}
+
+// AppendRecording appends a session recording event: body plus
+// SessionIDField = sessionID.
+func AppendRecording(b []byte, t time.Time, body *structpb.Struct, sessionID string) []byte {
+	b = msgp.AppendArrayHeader(b, 2)
+	b = AppendEventTime(b, t)
+	fields := body.GetFields()
+	_, clash := fields[SessionIDField]
+	n := uint32(len(fields))
+	if !clash {
+		n++
+	}
+	b = msgp.AppendMapHeader(b, n)
+	for k, v := range fields {
+		if k == SessionIDField {
+			continue
+		}
+		b = msgp.AppendString(b, k)
+		b = appendValue(b, v, 1)
+	}
+	b = msgp.AppendString(b, SessionIDField)
+	return msgp.AppendString(b, sessionID)
 }
 
 // AppendEventTime appends t as Fluent Bit's EventTime: msgpack ext type 0
@@ -115,6 +144,9 @@ type Item struct {
 	Pos  cursor.Pos // applied to the cursor once Data has been handed over
 	// CaughtUp marks the moment a source has fetched everything there is.
 	CaughtUp bool
+	// Announce, when set, is a session recording this audit event announces;
+	// it joins the durable state when the event is handed over.
+	Announce *cursor.Announce
 	// Time is the event time (zero for position-only items).
 	Time time.Time
 }

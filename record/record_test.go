@@ -137,3 +137,16 @@ func TestDecodeRoundTrip(t *testing.T) {
 	_, _, _, err = Decode([]byte{0x91, 0x01})
 	assert.Error(t, err)
 }
+
+func TestAppendRecordingAddsSessionID(t *testing.T) {
+	body, err := structpb.NewStruct(map[string]any{"event": "print", "data": "aGk=", "bytes": 2.0, "ei": 3.0})
+	require.NoError(t, err)
+	_, got := decode(t, AppendRecording(nil, time.Unix(5, 0), body, "sid-1"))
+	assert.Equal(t, map[string]any{"event": "print", "data": "aGk=", "bytes": int64(2), "ei": int64(3), SessionIDField: "sid-1"}, got)
+
+	// A recording event that already has the field cannot forge another session.
+	body.Fields[SessionIDField] = structpb.NewStringValue("forged")
+	_, got = decode(t, AppendRecording(nil, time.Unix(5, 0), body, "sid-1"))
+	assert.Equal(t, "sid-1", got[SessionIDField])
+	assert.Len(t, got, 5)
+}

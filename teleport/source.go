@@ -13,7 +13,9 @@ import (
 	"github.com/gravitational/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
@@ -44,7 +46,9 @@ func IsNotImplemented(err error) bool {
 }
 
 // encode turns one Teleport event into a queue item, or a position-only item
-// when the filter drops it.
+// when the filter drops it. A session.upload (or, from older servers,
+// session.end) also announces its recording, whatever the audit filters say:
+// they choose audit records, not recordings.
 func encode(ev *auditlogpb.EventUnstructured, f *Filter, log *logging.Logger) record.Item {
 	typ := ev.GetType()
 	body := ev.GetUnstructured()
@@ -52,15 +56,37 @@ func encode(ev *auditlogpb.EventUnstructured, f *Filter, log *logging.Logger) re
 		typ = body.GetFields()["event"].GetStringValue()
 	}
 	t, ok := record.Time(ev.GetTime().AsTime(), body)
-	if !f.Keep(typ, t) {
-		return record.Item{}
+	var it record.Item
+	if f.Keep(typ, t) {
+		if !ok {
+			// Keep the event: a record stamped with the fetch time beats a lost one.
+			log.Debugf("event %s (%s) has no usable time; stamping it with the current time", ev.GetId(), typ)
+			t = time.Now()
+		}
+		it = record.Item{Data: record.Append(make([]byte, 0, 512), t, body), Time: t}
 	}
-	if !ok {
-		// Keep the event: a record stamped with the fetch time beats a lost one.
-		log.Debugf("event %s (%s) has no usable time; stamping it with the current time", ev.GetId(), typ)
-		t = time.Now()
+	if typ == sessionUpload || typ == sessionEnd {
+		it.Announce = announce(typ, t, body, f)
 	}
-	return record.Item{Data: record.Append(make([]byte, 0, 512), t, body), Time: t}
+	return it
+}
+
+const (
+	sessionUpload = "session.upload"
+	sessionEnd    = "session.end"
+)
+
+// announce returns the recording an audit event announces, if any.
+func announce(typ string, t time.Time, body *structpb.Struct, f *Filter) *cursor.Announce {
+	fields := body.GetFields()
+	sid := fields["sid"].GetStringValue()
+	if sid == "" || (!t.IsZero() && t.Before(f.start)) {
+		return nil
+	}
+	if typ == sessionEnd && fields["session_recording"].GetStringValue() == "off" {
+		return nil
+	}
+	return &cursor.Announce{SessionID: sid, At: t, ByEnd: typ == sessionEnd}
 }
 
 // retry is the backoff between failed calls: quick at first, at most 30 s.

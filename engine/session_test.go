@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+)
+
+// auditAndRecordings adds audit events and nSessions sessions of n events.
+func auditAndRecordings(h *harness, nSessions, n int) (audit, recordings []string) {
+	audit = h.auth.add(start.Add(time.Hour), time.Minute, 300, "user.login")
+	for i := 0; i < nSessions; i++ {
+		sid := fmt.Sprintf("sess-%03d", i)
+		at := start.Add(2*time.Hour + time.Duration(i)*time.Minute)
+		recordings = append(recordings, h.auth.addSession(sid, at, n)...)
+	}
+	return audit, recordings
+}
+
+func TestRecordingsExportedOnceAlongsideAudit(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.SkipSessionTypes = nil // export every recording event
+	audit, recs := auditAndRecordings(h, 20, 50)
+	want := len(audit) + 2*20 + len(recs) // audit + session.end/upload + recordings
+
+	e := h.start()
+	got := drain(t, e, want, true)
+	got = append(got, drainFor(t, e, 300*time.Millisecond)...)
+	require.NoError(t, e.Stop())
+	assert.Len(t, got, want, "nothing twice, although both session.end and session.upload announce each")
+	assert.True(t, isSubset(got, recs), "every recording event")
+	assert.True(t, isSubset(got, audit), "every audit event")
+
+	st, err := cursor.Peek(h.cfg.StorageDir)
+	require.NoError(t, err)
+	assert.Empty(t, st.Sessions, "finished sessions leave no state")
+	assert.True(t, st.UploadsSeen)
+}
+
+func TestSkipSessionTypesDefaultDropsPrint(t *testing.T) {
+	h := newHarness(t) // default skip_session_types: print, desktop.recording
+	audit, _ := auditAndRecordings(h, 3, 10)
+	e := h.start()
+	got := drain(t, e, len(audit)+6+3, true)
+	got = append(got, drainFor(t, e, 300*time.Millisecond)...)
+	require.NoError(t, e.Stop())
+	assert.Len(t, got, len(audit)+6+3, "only the session.start of each recording, no print")
+	for _, id := range got {
+		assert.NotContains(t, id, "-rec-1", "print events skipped")
+	}
+}
+
+func TestRecordingResumesAfterRestartAndCrash(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.SkipSessionTypes = nil
+	h.cfg.Concurrency = 1
+	audit, recs := auditAndRecordings(h, 1, 5000)
+	want := len(audit) + 2 + len(recs)
+
+	e := h.start()
+	got := drain(t, e, len(audit)+1500, true)
+	require.NoError(t, e.Stop()) // graceful: nothing repeats
+	st, err := cursor.Peek(h.cfg.StorageDir)
+	require.NoError(t, err)
+	require.Len(t, st.Sessions, 1, "the unfinished recording is in the state")
+
+	e = h.start()
+	got = append(got, drain(t, e, 1000, true)...)
+	lost := uids(t, e.Collect()) // handed over, never cleaned up
+	crash(e)
+
+	e = h.start()
+	rest := drain(t, e, want-len(got), true)
+	require.NoError(t, e.Stop())
+	all := append(got, rest...) // got lacks lost: the host died before ingesting it
+	assert.True(t, isSubset(all, recs), "every recording event")
+	assert.Equal(t, lost, rest[:len(lost)], "the uncommitted callback comes again first")
+	assert.Len(t, all, want, "and nothing else repeats")
+}
+
+func TestMissingRecordingRetriedThenGivenUp(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.SessionRetryInterval = 20 * time.Millisecond
+	h.cfg.SessionGiveUpAfter = 24 * time.Hour
+	h.cfg.SkipSessionTypes = nil
+	// A recording announced long ago and never uploaded is given up.
+	h.auth.addSession("gone", h.now.Add(-30*time.Hour), 0)
+	// One announced recently is retried until it appears.
+	h.auth.addSession("late", h.now.Add(-time.Hour), 0)
+	audit := h.auth.add(start.Add(time.Hour), time.Minute, 200, "user.login")
+
+	e := h.start()
+	got := drain(t, e, len(audit)+4, true)
+	require.Eventually(t, func() bool { return contains(h.log.String(), "session gone: giving up") }, 5*time.Second, 10*time.Millisecond)
+	h.auth.mu.Lock()
+	h.auth.recordings["late"] = nil // uploaded now, empty recording
+	h.auth.mu.Unlock()
+	late := h.auth.addRecordingEvents("late", 30)
+	got = append(got, drain(t, e, len(late), true)...)
+	require.NoError(t, e.Stop())
+	assert.True(t, isSubset(got, late), "the recording arrived once uploaded")
+	assert.True(t, isSubset(got, audit), "audit events keep flowing")
+	st, err := cursor.Peek(h.cfg.StorageDir)
+	require.NoError(t, err)
+	assert.Empty(t, st.Sessions)
+	assert.Equal(t, 1, count(h.log.String(), "giving up"), "one warning naming the session")
+}
+
+func contains(s, sub string) bool { return count(s, sub) > 0 }
+
+func count(s, sub string) int {
+	n := 0
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			n++
+		}
+	}
+	return n
+}
+
+func isSubset(all, sub []string) bool {
+	have := make(map[string]bool, len(all))
+	for _, a := range all {
+		have[a] = true
+	}
+	for _, s := range sub {
+		if !have[s] {
+			return false
+		}
+	}
+	return true
+}

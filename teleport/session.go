@@ -1,0 +1,283 @@
+package teleport
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+	"github.com/gravitational/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+)
+
+// SessionAPI is the part of the Teleport client that streams recordings;
+// *client.Client implements it.
+type SessionAPI interface {
+	StreamUnstructuredSessionEvents(ctx context.Context, sessionID string, startIndex int64) (chan *auditlogpb.EventUnstructured, chan error)
+}
+
+// maxRetryWait caps the wait between two tries of one recording.
+const maxRetryWait = 10 * time.Minute
+
+// SessionSource exports session recordings, Concurrency at a time. A
+// recording that is not there yet (NotFound) waits for its retry without
+// holding a worker, and is given up GiveUpAfter after the event that
+// announced it; any other failure is retried MaxAttempts times. Neither
+// ever stops the audit export.
+type SessionSource struct {
+	API           SessionAPI
+	Skip          []string // recording event types never exported (skip_session_types)
+	Concurrency   int
+	GiveUpAfter   time.Duration
+	RetryInterval time.Duration
+	MaxAttempts   int
+	// EndWait delays a recording announced by session.end only, giving the
+	// session.upload that normally follows the time to take it over.
+	EndWait time.Duration
+	Log     *logging.Logger
+	Now     func() time.Time
+
+	once    sync.Once
+	skip    map[string]bool
+	mu      sync.Mutex
+	jobs    map[string]*job // every session not finished
+	running int
+	wake    chan struct{}
+}
+
+type job struct {
+	id        string
+	next      int64     // next index to fetch
+	announced time.Time // announcing event's time
+	notBefore time.Time
+	retrying  bool // waiting after a failure (not counted as pending work)
+	byEnd     bool // announced by session.end only, so far
+	running   bool
+	attempts  int // failures other than NotFound in a row
+	missing   int // NotFound answers in a row
+}
+
+func (s *SessionSource) init() {
+	s.once.Do(func() {
+		s.skip = set(s.Skip)
+		s.jobs = make(map[string]*job)
+		s.wake = make(chan struct{}, 1)
+		if s.Concurrency < 1 {
+			s.Concurrency = 1
+		}
+		if s.MaxAttempts < 1 {
+			s.MaxAttempts = 1
+		}
+	})
+}
+
+// Add schedules the recording of session id from its durable progress. For
+// a session already known it only ends the wait of one announced by
+// session.end, now taken over by session.upload. It can be called before Run.
+func (s *SessionSource) Add(id string, ss cursor.Session) {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j, ok := s.jobs[id]; ok {
+		if j.byEnd && !ss.ByEnd {
+			j.byEnd = false
+			if !j.running && !j.retrying {
+				j.notBefore = time.Time{}
+				s.signal()
+			}
+		}
+		return
+	}
+	j := &job{id: id, next: ss.Next, announced: ss.Announced, byEnd: ss.ByEnd}
+	if ss.ByEnd && ss.Next == 0 {
+		j.notBefore = s.Now().Add(s.EndWait)
+	}
+	s.jobs[id] = j
+	s.signal()
+}
+
+// Pending tells how many sessions are known, and how many of them have work
+// to do now (running, or due), as opposed to waiting for a retry.
+func (s *SessionSource) Pending() (known, active int) {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.jobs {
+		if j.running || !j.retrying {
+			active++
+		}
+	}
+	return len(s.jobs), active
+}
+
+func (s *SessionSource) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts due sessions until ctx ends, then waits for its workers.
+func (s *SessionSource) Run(ctx context.Context, sink Sink) error {
+	s.init()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := s.Now()
+		next := now.Add(time.Hour)
+		s.mu.Lock()
+		for _, j := range s.jobs {
+			if j.running {
+				continue
+			}
+			if j.notBefore.After(now) {
+				if j.notBefore.Before(next) {
+					next = j.notBefore
+				}
+				continue
+			}
+			if s.running >= s.Concurrency {
+				continue
+			}
+			j.running, j.retrying = true, false
+			s.running++
+			wg.Add(1)
+			go func(j *job) {
+				defer wg.Done()
+				s.work(ctx, j, sink)
+			}(j)
+		}
+		s.mu.Unlock()
+		timer.Reset(max(next.Sub(now), time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// work streams one recording from j.next to its end, or until it fails.
+func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
+	sctx, cancel := context.WithCancel(ctx)
+	got, done, err := s.stream(sctx, j, sink)
+	cancel() // ends the client's stream goroutine
+
+	s.mu.Lock()
+	defer func() {
+		j.running = false
+		s.running--
+		s.mu.Unlock()
+		s.signal()
+	}()
+	if ctx.Err() != nil && !done {
+		return // stopping: the session stays in the state for the next run
+	}
+	if done {
+		delete(s.jobs, j.id)
+		s.Log.Debugf("session %s: recording exported (%d events in this run)", j.id, j.next)
+		return
+	}
+	now := s.Now()
+	if got > 0 {
+		j.attempts, j.missing = 0, 0
+	}
+	if isNotFound(err) {
+		j.missing++
+		if now.Sub(j.announced) > s.GiveUpAfter {
+			s.giveUpLocked(ctx, j, sink, "the recording is still missing %s after the event that announced it (session_give_up_after %s)",
+				now.Sub(j.announced).Round(time.Second), s.GiveUpAfter)
+			return
+		}
+		wait := backoffWait(s.RetryInterval, j.missing)
+		s.Log.Debugf("session %s: recording not uploaded yet, next try in %s", j.id, wait)
+		j.notBefore, j.retrying = now.Add(wait), true
+		return
+	}
+	j.attempts++
+	if j.attempts >= s.MaxAttempts {
+		s.giveUpLocked(ctx, j, sink, "exporting the recording failed %d times (session_max_attempts), last: %s", j.attempts, oneLine(err))
+		return
+	}
+	wait := backoffWait(s.RetryInterval, j.attempts)
+	s.Log.Warnf("session %s: exporting the recording failed (attempt %d of %d), retrying in %s: %s", j.id, j.attempts, s.MaxAttempts, wait, oneLine(err))
+	j.notBefore, j.retrying = now.Add(wait), true
+}
+
+// giveUpLocked drops a session with one warning naming it; the state
+// forgets it once the warning's position is handed over.
+func (s *SessionSource) giveUpLocked(ctx context.Context, j *job, sink Sink, format string, args ...any) {
+	s.Log.Warnf("session %s: giving up on its recording: "+format, append([]any{j.id}, args...)...)
+	delete(s.jobs, j.id)
+	s.mu.Unlock()
+	_ = sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id}})
+	s.mu.Lock()
+}
+
+// stream fetches events from j.next on; done is true once the recording
+// ended and its end was queued.
+func (s *SessionSource) stream(ctx context.Context, j *job, sink Sink) (got int, done bool, err error) {
+	events, errs := s.API.StreamUnstructuredSessionEvents(ctx, j.id, j.next)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				if err := sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id}}); err != nil {
+					return got, false, err
+				}
+				return got, true, nil
+			}
+			if ev.GetIndex() < j.next {
+				continue // a server that resends what we asked to skip
+			}
+			it := s.encode(ev, j.id)
+			it.Pos = cursor.Pos{Kind: cursor.PosSession, ID: j.id, Index: ev.GetIndex() + 1}
+			if err := sink.Put(ctx, it); err != nil {
+				return got, false, err
+			}
+			j.next = ev.GetIndex() + 1
+			got++
+		case err := <-errs:
+			return got, false, err
+		case <-ctx.Done():
+			return got, false, ctx.Err()
+		}
+	}
+}
+
+func (s *SessionSource) encode(ev *auditlogpb.EventUnstructured, sid string) record.Item {
+	body := ev.GetUnstructured()
+	typ := ev.GetType()
+	if typ == "" {
+		typ = body.GetFields()["event"].GetStringValue()
+	}
+	if s.skip[typ] {
+		return record.Item{}
+	}
+	t, ok := record.Time(ev.GetTime().AsTime(), body)
+	if !ok {
+		t = time.Now()
+	}
+	return record.Item{Data: record.AppendRecording(make([]byte, 0, 256), t, body, sid), Time: t}
+}
+
+func isNotFound(err error) bool {
+	return err != nil && (trace.IsNotFound(err) || status.Code(trace.Unwrap(err)) == codes.NotFound)
+}
+
+// backoffWait doubles base for every failure in a row, up to maxRetryWait.
+func backoffWait(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxRetryWait; i++ {
+		d *= 2
+	}
+	return min(d, maxRetryWait)
+}
