@@ -34,6 +34,18 @@ type State struct {
 	// event: from then on session.end no longer announces recordings, so
 	// no session is exported twice.
 	UploadsSeen bool `json:"uploads_seen,omitempty"`
+	// Locking is the failed-login counting of lock_enabled.
+	Locking *Locking `json:"locking,omitempty"`
+}
+
+// Locking keeps failed logins per user, so counts survive a restart.
+type Locking struct {
+	// Failures are the times of recent failed logins per user (only those
+	// within lock_period are kept).
+	Failures map[string][]time.Time `json:"failures,omitempty"`
+	// Pending are users over the limit whose lock is not placed yet, with the
+	// time the limit was reached.
+	Pending map[string]time.Time `json:"pending,omitempty"`
 }
 
 // Session is the progress of one session recording.
@@ -90,5 +102,15 @@ func (st *State) normalize() {
 	}
 	for _, ss := range st.Sessions {
 		ss.Announced = ss.Announced.UTC()
+	}
+	if l := st.Locking; l != nil {
+		for _, ts := range l.Failures {
+			for i := range ts {
+				ts[i] = ts[i].UTC()
+			}
+		}
+		for u, t := range l.Pending {
+			l.Pending[u] = t.UTC()
+		}
 	}
 }

@@ -22,6 +22,21 @@ func (st *State) Clone() *State {
 		s := *st.Search
 		c.Search = &s
 	}
+	if l := st.Locking; l != nil {
+		c.Locking = &Locking{}
+		if l.Failures != nil {
+			c.Locking.Failures = make(map[string][]time.Time, len(l.Failures))
+			for u, ts := range l.Failures {
+				c.Locking.Failures[u] = append([]time.Time(nil), ts...)
+			}
+		}
+		if l.Pending != nil {
+			c.Locking.Pending = make(map[string]time.Time, len(l.Pending))
+			for u, t := range l.Pending {
+				c.Locking.Pending[u] = t
+			}
+		}
+	}
 	if st.Sessions != nil {
 		c.Sessions = make(map[string]*Session, len(st.Sessions))
 		for k, v := range st.Sessions {
@@ -136,6 +151,26 @@ func (st *State) Validate() error {
 		}
 		if err := checkTime(fmt.Sprintf("sessions[%q].announced", id), ss.Announced); err != nil {
 			return err
+		}
+	}
+	if l := st.Locking; l != nil {
+		for u, ts := range l.Failures {
+			if u == "" || !utf8.ValidString(u) {
+				return fmt.Errorf("locking.failures has an empty or invalid user %q", u)
+			}
+			for _, t := range ts {
+				if err := checkTime(fmt.Sprintf("locking.failures[%q]", u), t); err != nil {
+					return err
+				}
+			}
+		}
+		for u, t := range l.Pending {
+			if u == "" || !utf8.ValidString(u) {
+				return fmt.Errorf("locking.pending has an empty or invalid user %q", u)
+			}
+			if err := checkTime(fmt.Sprintf("locking.pending[%q]", u), t); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

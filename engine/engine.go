@@ -24,6 +24,7 @@ import (
 type Conn interface {
 	teleport.AuditLog
 	teleport.SessionAPI
+	teleport.LockAPI
 	Ping(ctx context.Context) (proto.PingResponse, error)
 	Close() error
 }
@@ -55,6 +56,7 @@ type Engine struct {
 	queue    *Queue
 	sessQ    *Queue
 	sessions *teleport.SessionSource
+	locker   *teleport.Locker
 	creds    *teleport.Credentials
 
 	ctx    context.Context
@@ -143,8 +145,15 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		}
 		e.log.Infof("resuming from %s", describe(st))
 	}
+	e.locker = &teleport.Locker{For: cfg.LockFor, Attempts: cfg.LockFailedAttempts, Period: cfg.LockPeriod,
+		Log: opts.Log, Now: opts.Now, Placed: e.lockPlaced}
 	e.store = store
 	e.committed = st
+	if st.Locking != nil {
+		for user, at := range st.Locking.Pending {
+			e.locker.Add(user, at)
+		}
+	}
 	for id, ss := range st.Sessions {
 		e.sessions.Add(id, *ss)
 	}
@@ -168,6 +177,19 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		}()
 	}
 	return e, nil
+}
+
+// lockPlaced forgets a pending lock once placed, and saves that.
+func (e *Engine) lockPlaced(user string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.committed.LockPlaced(user)
+	if !e.cfg.DryRun && e.saveErr == nil && !e.stopped {
+		if err := e.store.Save(e.committed); err != nil {
+			e.saveErr = err
+			e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), oneLine(err))
+		}
+	}
 }
 
 // describe says where a state resumes, for the log.
@@ -195,6 +217,12 @@ func (e *Engine) run(work *cursor.State) {
 	}
 	defer conn.Close()
 
+	e.locker.API = conn
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.locker.Run(e.ctx)
+	}()
 	e.sessions.API = conn
 	e.wg.Add(1)
 	go func() {

@@ -27,6 +27,24 @@ type fakeAuth struct {
 	exportCalls   int
 	failNextCalls int // fail this many export calls with Unavailable
 	recordings    map[string][]*auditlogpb.EventUnstructured
+	locks         []types.Lock
+	lockErr       error
+}
+
+func (f *fakeAuth) UpsertLock(ctx context.Context, l types.Lock) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lockErr != nil {
+		return f.lockErr
+	}
+	f.locks = append(f.locks, l)
+	return nil
+}
+
+func (f *fakeAuth) lockCalls() []types.Lock {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]types.Lock(nil), f.locks...)
 }
 
 func newFakeAuth() *fakeAuth {

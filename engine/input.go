@@ -166,6 +166,17 @@ func (e *Engine) commitLocked() {
 			}
 			dirty = dirty || uploads != e.committed.UploadsSeen
 		}
+		if f := it.Failure; f != nil && e.cfg.LockEnabled {
+			dirty = true
+			if e.committed.CountFailure(*f, e.cfg.LockFailedAttempts, e.cfg.LockPeriod, e.opts.Now()) {
+				if e.cfg.DryRun {
+					e.log.Infof("dry_run: would lock user %q after %d failed logins within %s", f.User, e.cfg.LockFailedAttempts, e.cfg.LockPeriod)
+					e.committed.LockPlaced(f.User)
+				} else {
+					e.locker.Add(f.User, e.committed.Locking.Pending[f.User])
+				}
+			}
+		}
 		if it.Pos.Kind != 0 {
 			e.committed.Apply(&it.Pos)
 			dirty = true
@@ -186,6 +197,9 @@ func (e *Engine) commitLocked() {
 	}
 	e.spare = e.pending[:0]
 	e.pending = nil
+	if dirty && e.committed.Locking != nil {
+		e.committed.PruneFailures(e.cfg.LockPeriod, e.opts.Now())
+	}
 	if dirty && !e.cfg.DryRun {
 		if err := e.store.Save(e.committed); err != nil {
 			if e.saveErr == nil {

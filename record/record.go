@@ -147,6 +147,8 @@ type Item struct {
 	// Announce, when set, is a session recording this audit event announces;
 	// it joins the durable state when the event is handed over.
 	Announce *cursor.Announce
+	// Failure, when set, is a failed login to count for lock_enabled.
+	Failure *cursor.LoginFailure
 	// Time is the event time (zero for position-only items).
 	Time time.Time
 }

@@ -65,10 +65,28 @@ func encode(ev *auditlogpb.EventUnstructured, f *Filter, log *logging.Logger) re
 		}
 		it = record.Item{Data: record.Append(make([]byte, 0, 512), t, body), Time: t}
 	}
-	if typ == sessionUpload || typ == sessionEnd {
+	switch typ {
+	case sessionUpload, sessionEnd:
 		it.Announce = announce(typ, t, body, f)
+	case userLogin:
+		it.Failure = loginFailure(t, body)
 	}
 	return it
+}
+
+const userLogin = "user.login"
+
+// loginFailure returns the failed login a user.login event records, if it
+// does. Locks target Teleport users, so the count is per `user`; `login`
+// (the host login of SSH sessions) plays no part.
+func loginFailure(t time.Time, body *structpb.Struct) *cursor.LoginFailure {
+	fields := body.GetFields()
+	ok, isBool := fields["success"].GetKind().(*structpb.Value_BoolValue)
+	user := fields["user"].GetStringValue()
+	if !isBool || ok.BoolValue || user == "" || t.IsZero() {
+		return nil
+	}
+	return &cursor.LoginFailure{User: user, At: t}
 }
 
 const (

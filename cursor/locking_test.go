@@ -1,0 +1,66 @@
+package cursor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCountFailure(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) LoginFailure { return LoginFailure{User: "bob", At: now.Add(-d)} }
+	for _, tc := range []struct {
+		name     string
+		failures []LoginFailure
+		locks    int
+	}{
+		{"three inside a minute lock once", []LoginFailure{at(50 * time.Second), at(30 * time.Second), at(10 * time.Second)}, 1},
+		{"two are not enough", []LoginFailure{at(30 * time.Second), at(10 * time.Second)}, 0},
+		{"one of three too old", []LoginFailure{at(90 * time.Second), at(50 * time.Second), at(0)}, 0},
+		{"old backlog never locks", []LoginFailure{at(3 * time.Hour), at(3*time.Hour - time.Second), at(3*time.Hour - 2*time.Second)}, 0},
+		{"six lock twice", []LoginFailure{at(55 * time.Second), at(50 * time.Second), at(45 * time.Second), at(40 * time.Second), at(35 * time.Second), at(30 * time.Second)}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := New(now)
+			locks := 0
+			for _, f := range tc.failures {
+				if st.CountFailure(f, 3, time.Minute, now) {
+					locks++
+				}
+			}
+			assert.Equal(t, tc.locks, locks)
+			require.NoError(t, st.Validate())
+		})
+	}
+}
+
+func TestCountFailureWindowSlides(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	st := New(now)
+	// Failures 40 s apart never have three within one minute.
+	for i := 0; i < 3; i++ {
+		at := now.Add(time.Duration(i) * 40 * time.Second)
+		assert.False(t, st.CountFailure(LoginFailure{User: "eve", At: at}, 3, time.Minute, at))
+	}
+	st.PruneFailures(time.Minute, now.Add(10*time.Minute))
+	assert.Nil(t, st.Locking, "users who stopped failing leave no state")
+}
+
+func TestLockingSurvivesSaveAndLoad(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir() + "/s"
+	s, err := Open(dir)
+	require.NoError(t, err)
+	defer s.Close()
+	st := New(now)
+	st.CountFailure(LoginFailure{User: "bob", At: now}, 3, time.Minute, now)
+	st.CountFailure(LoginFailure{User: "bob", At: now.Add(time.Second)}, 3, time.Minute, now)
+	require.NoError(t, s.Save(st))
+	got, err := s.Load()
+	require.NoError(t, err)
+	assert.True(t, got.CountFailure(LoginFailure{User: "bob", At: now.Add(2 * time.Second)}, 3, time.Minute, now), "the third failure after a restart locks")
+	got.LockPlaced("bob")
+	assert.Nil(t, got.Locking)
+}
