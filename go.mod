@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/beevik/etree v1.3.0 // indirect
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/coreos/go-semver v0.3.1 // indirect
 	github.com/felixge/httpsnoop v1.0.4 // indirect
 	github.com/go-logr/logr v1.4.2 // indirect
@@ -15,8 +17,14 @@ require (
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.25.1 // indirect
 	github.com/jonboulle/clockwork v0.5.0 // indirect
+	github.com/klauspost/compress v1.17.9 // indirect
 	github.com/mattermost/xml-roundtrip-validator v0.1.0 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
+	github.com/prometheus/client_golang v1.20.5 // indirect
+	github.com/prometheus/client_model v0.6.1 // indirect
+	github.com/prometheus/common v0.55.0 // indirect
+	github.com/prometheus/procfs v0.15.1 // indirect
 	github.com/russellhaering/gosaml2 v0.9.1 // indirect
 	github.com/russellhaering/goxmldsig v1.4.0 // indirect
 	github.com/ugorji/go/codec v1.1.7 // indirect
@@ -49,6 +57,7 @@ require (
 	github.com/pelletier/go-toml/v2 v2.4.3 // teleport-event-handler.toml files
 	github.com/stretchr/testify v1.12.1 // tests
 	github.com/tinylib/msgp v1.6.5 // allocation-free msgpack records
+	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // configure: server.key as encrypted PKCS#8 (PBES2/AES-256) for Fluentd; the stdlib only has the deprecated, insecure legacy PEM encryption (x509.EncryptPEMBlock)
 	golang.org/x/crypto v0.58.0 // test stand-in: SSH certificates in identity files
 	golang.org/x/sys v0.49.0 // flock on storage_dir
 	google.golang.org/grpc v1.69.2 // the transport of the Teleport API

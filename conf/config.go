@@ -43,6 +43,10 @@ type Config struct {
 	LockPeriod           time.Duration // lock_period / lock-period
 	LockFor              time.Duration // lock_for / lock-for; 0 = permanent
 
+	// Observability.
+	MetricsListen    string        // metrics_listen: host:port for Prometheus metrics; "" = nothing listens
+	ProgressInterval time.Duration // progress_interval: how often a progress line is logged while events flow
+
 	// Engine limits (plugin-only keys).
 	CallbackBytes int // callback_bytes: byte budget handed to Fluent Bit per callback
 	QueueBytes    int // queue_bytes: bound on records fetched but not yet handed over
@@ -58,14 +62,15 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultBatch           = 500
-	DefaultWindowSize      = 24 * time.Hour
-	DefaultConcurrency     = 5
-	DefaultPollInterval    = 5 * time.Second
-	DefaultRefreshInterval = time.Minute
-	DefaultCallbackBytes   = 16 << 20
-	DefaultQueueBytes      = 32 << 20
-	DefaultLockAttempts    = 3
+	DefaultBatch            = 500
+	DefaultWindowSize       = 24 * time.Hour
+	DefaultConcurrency      = 5
+	DefaultPollInterval     = 5 * time.Second
+	DefaultRefreshInterval  = time.Minute
+	DefaultCallbackBytes    = 16 << 20
+	DefaultQueueBytes       = 32 << 20
+	DefaultProgressInterval = 30 * time.Second
+	DefaultLockAttempts     = 3
 
 	DefaultSessionGiveUpAfter   = 48 * time.Hour
 	DefaultSessionRetryInterval = 10 * time.Second

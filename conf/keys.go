@@ -134,6 +134,12 @@ var keyDefs = []keyDef{
 		toml: []string{"lock-for", "lock.for"},
 		kind: kindDuration, min: 0, field: func(c *Config) any { return &c.LockFor }},
 
+	{prop: "metrics_listen", env: []string{"FDFWD_METRICS_LISTEN"},
+		toml: []string{"metrics-listen"},
+		kind: kindString, field: func(c *Config) any { return &c.MetricsListen }},
+	{prop: "progress_interval", env: []string{"FDFWD_PROGRESS_INTERVAL"},
+		toml: []string{"progress-interval"},
+		kind: kindDuration, min: 1, field: func(c *Config) any { return &c.ProgressInterval }},
 	{prop: "callback_bytes", env: []string{"FDFWD_CALLBACK_BYTES"},
 		toml: []string{"callback-bytes"},
 		kind: kindSize, min: MinCallbackBytes, field: func(c *Config) any { return &c.CallbackBytes }},

@@ -33,6 +33,7 @@ func Default() *Config {
 		SessionMaxAttempts:   DefaultSessionMaxAttempts,
 		LockFailedAttempts:   DefaultLockAttempts,
 		LockPeriod:           DefaultLockPeriod,
+		ProgressInterval:     DefaultProgressInterval,
 		CallbackBytes:        DefaultCallbackBytes,
 		QueueBytes:           DefaultQueueBytes,
 		Sources:              map[string]string{},

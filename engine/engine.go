@@ -16,6 +16,7 @@ import (
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport"
 )
@@ -72,9 +73,16 @@ type Engine struct {
 	stopped   bool
 	saveErr   error // the last save failed: hand nothing over until it works
 	drained   bool
-	wantExit  bool // exit_on_last_event: the audit backlog is handed over
-	flip      bool // which queue goes first in the next callback
-	progress  progress
+	wantExit  bool // exit_on_last_event: everything up to now is handed over
+	// auditCaughtUp: an audit source's caught-up marker was handed over.
+	auditCaughtUp bool
+	flip          bool // which queue goes first in the next callback
+	progress      progress
+	pendingBytes  int
+
+	metrics     *metrics.Metrics // nil unless metrics_listen is set
+	stopMetrics func()
+	metricsAddr string
 }
 
 // ErrStartTime is returned when start_time differs from the one fixed on the
@@ -96,7 +104,12 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, opts: opts, log: opts.Log,
 		queue: NewQueue(cfg.QueueBytes / 2), sessQ: NewQueue(cfg.QueueBytes / 2)}
-	e.sessions = &teleport.SessionSource{
+	if cfg.MetricsListen != "" {
+		e.metrics = metrics.New(opts.Now)
+	}
+	e.progress = progress{log: opts.Log, m: e.metrics, every: cfg.ProgressInterval,
+		behindAfter: max(time.Minute, 4*cfg.PollInterval), last: opts.Now()}
+	e.sessions = &teleport.SessionSource{Metrics: e.metrics,
 		Skip: cfg.SkipSessionTypes, Concurrency: cfg.Concurrency,
 		GiveUpAfter: cfg.SessionGiveUpAfter, RetryInterval: cfg.SessionRetryInterval, MaxAttempts: cfg.SessionMaxAttempts,
 		EndWait: 2*cfg.PollInterval + time.Second, Log: opts.Log, Now: opts.Now,
@@ -146,7 +159,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		e.log.Infof("resuming from %s", describe(st))
 	}
 	e.locker = &teleport.Locker{For: cfg.LockFor, Attempts: cfg.LockFailedAttempts, Period: cfg.LockPeriod,
-		Log: opts.Log, Now: opts.Now, Placed: e.lockPlaced}
+		Log: opts.Log, Now: opts.Now, Placed: e.lockPlaced, Metrics: e.metrics}
 	e.store = store
 	e.committed = st
 	if st.Locking != nil {
@@ -160,7 +173,18 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	if n := len(st.Sessions); n > 0 {
 		e.log.Infof("%d session recordings to export or resume", n)
 	}
-	e.progress.last = opts.Now()
+	if e.creds != nil {
+		e.metrics.IdentityExpiry(e.creds.CertExpiry())
+	}
+	if e.metrics != nil {
+		bound, stop, err := e.metrics.Serve(cfg.MetricsListen)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("invalid metrics_listen %q: %s", cfg.MetricsListen, oneLine(err))
+		}
+		e.stopMetrics, e.metricsAddr = stop, bound
+		e.log.Infof("serving Prometheus metrics on http://%s/metrics", bound)
+	}
 
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	work := st.Clone()
@@ -173,11 +197,14 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.creds.RunRefresh(e.ctx, cfg.RefreshInterval, e.log)
+			e.creds.RunRefresh(e.ctx, cfg.RefreshInterval, e.log, e.metrics)
 		}()
 	}
 	return e, nil
 }
+
+// MetricsAddr is the address metrics are served on ("" when off).
+func (e *Engine) MetricsAddr() string { return e.metricsAddr }
 
 // lockPlaced forgets a pending lock once placed, and saves that.
 func (e *Engine) lockPlaced(user string) {
@@ -237,7 +264,7 @@ func (e *Engine) run(work *cursor.State) {
 			if work.Search == nil {
 				work.Search = &cursor.Search{WindowStart: work.StartTime}
 			}
-			src := &teleport.SearchSource{API: conn, Filter: filter, Types: e.cfg.Types, Batch: e.cfg.Batch,
+			src := &teleport.SearchSource{API: conn, Filter: filter, Metrics: e.metrics, Types: e.cfg.Types, Batch: e.cfg.Batch,
 				WindowSize: e.cfg.WindowSize, Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
 			_ = src.Run(e.ctx, work.Search, e.queue)
 			return
@@ -245,7 +272,7 @@ func (e *Engine) run(work *cursor.State) {
 			if work.Export == nil {
 				work.Export = &cursor.Export{NextDay: work.StartTime.UTC().Format(cursor.DayLayout)}
 			}
-			src := &teleport.ExportSource{API: conn, Filter: filter, Concurrency: e.cfg.Concurrency,
+			src := &teleport.ExportSource{API: conn, Filter: filter, Metrics: e.metrics, Concurrency: e.cfg.Concurrency,
 				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
 			err := src.Run(e.ctx, work.Export, e.queue)
 			if !errors.Is(err, teleport.ErrNotImplemented) {
@@ -290,6 +317,7 @@ func (e *Engine) connect() Conn {
 			return nil
 		}
 		f++
+		e.metrics.Error(metrics.ErrConnect)
 		if f == 1 {
 			e.log.Warnf("cannot connect to Teleport at %s, retrying with backoff: %s", e.cfg.TeleportAddr, oneLine(err))
 		} else {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
@@ -25,7 +26,9 @@ func (e *Engine) Collect() []byte {
 	if e.saveErr != nil && !e.retrySaveLocked() {
 		return nil
 	}
-	e.checkExitLocked()
+	if !e.progress.caughtUp && e.auditCaughtUp {
+		e.observeLocked(batch{}) // recordings may have finished since the last hand-over
+	}
 	// Each queue gets half the budget, then the first fills what is left.
 	// The queues take turns at going first, and the first always gives at
 	// least one record, so even an oversized record of either kind moves.
@@ -56,6 +59,7 @@ func (e *Engine) Collect() []byte {
 		e.commitLocked()
 		return nil
 	}
+	e.pendingBytes = n
 	buf := e.opts.Alloc(n)
 	off := 0
 	for i := range items {
@@ -140,7 +144,10 @@ func (e *Engine) Stop() error {
 	if e.saveErr != nil && !e.retrySaveLocked() {
 		err = e.saveErr
 	}
-	e.progress.final(e.log)
+	e.progress.final()
+	if e.stopMetrics != nil {
+		e.stopMetrics()
+	}
 	if cerr := e.store.Close(); err == nil {
 		err = cerr
 	}
@@ -152,9 +159,8 @@ func (e *Engine) Stop() error {
 // stops hand-over until a save works, so the file never falls behind what
 // Fluent Bit has by more than one callback's worth.
 func (e *Engine) commitLocked() {
-	dirty, caughtUp := false, false
-	records := 0
-	var newest time.Time
+	dirty := false
+	var b batch
 	var announced []string
 	for i := range e.pending {
 		it := &e.pending[i]
@@ -185,12 +191,16 @@ func (e *Engine) commitLocked() {
 			}
 		}
 		if it.CaughtUp {
-			caughtUp = true
+			e.auditCaughtUp = true
 		}
-		if !it.Time.IsZero() {
-			records++
-			if it.Time.After(newest) {
-				newest = it.Time
+		switch {
+		case it.Time.IsZero():
+		case it.Pos.Kind == cursor.PosSession:
+			b.session++
+		default:
+			b.audit++
+			if it.Time.After(b.newestAudit) {
+				b.newestAudit = it.Time
 			}
 		}
 		*it = record.Item{}
@@ -200,8 +210,13 @@ func (e *Engine) commitLocked() {
 	if dirty && e.committed.Locking != nil {
 		e.committed.PruneFailures(e.cfg.LockPeriod, e.opts.Now())
 	}
+	b.bytes, e.pendingBytes = e.pendingBytes, 0
 	if dirty && !e.cfg.DryRun {
-		if err := e.store.Save(e.committed); err != nil {
+		t0 := time.Now()
+		err := e.store.Save(e.committed)
+		e.metrics.Commit(time.Since(t0))
+		if err != nil {
+			e.metrics.Error(metrics.ErrCursorSave)
 			if e.saveErr == nil {
 				e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), oneLine(err))
 			}
@@ -216,8 +231,20 @@ func (e *Engine) commitLocked() {
 			e.sessions.Add(id, *ss)
 		}
 	}
-	e.progress.add(e.log, e.opts.Now(), records, newest, caughtUp)
-	if caughtUp && e.cfg.ExitOnLastEvent {
+	e.observeLocked(b)
+}
+
+// observeLocked updates progress, metrics and the backlog state after a
+// hand-over (or an idle callback), and applies exit_on_last_event.
+func (e *Engine) observeLocked(b batch) {
+	known, active := e.sessions.Pending()
+	// Caught up: the audit sources fetched everything there is and it is
+	// handed over, and no recording has work left but waiting for a retry.
+	b.caughtUp = e.auditCaughtUp && active == 0 && e.sessQ.Len() == 0 && e.pending == nil
+	if e.progress.add(e.opts.Now(), b, e.committed, e.sessions.InFlight(), known) {
+		e.auditCaughtUp = false // caught up again at the sources' next marker
+	}
+	if b.caughtUp && e.cfg.ExitOnLastEvent {
 		e.wantExit = true
 	}
 	e.checkExitLocked()
@@ -228,9 +255,6 @@ func (e *Engine) commitLocked() {
 // but waiting for a retry (those stay in the state for the next run).
 func (e *Engine) checkExitLocked() {
 	if !e.wantExit || e.drained || e.saveErr != nil || e.pending != nil {
-		return
-	}
-	if _, active := e.sessions.Pending(); active > 0 || e.sessQ.Len() > 0 {
 		return
 	}
 	e.drained = true

@@ -1,46 +1,84 @@
 package engine
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 )
 
-// progressEvery is how often a progress line is logged while events flow.
-const progressEvery = 30 * time.Second
-
-// progress keeps the counts behind the periodic info line.
+// progress keeps the counts behind the periodic info line, and the backlog
+// state: catching up until a source has fetched everything and it is handed
+// over; behind again when what is handed over is old.
 type progress struct {
+	log         *logging.Logger
+	m           *metrics.Metrics
+	every       time.Duration
+	behindAfter time.Duration
+
 	total     int64
 	sinceLast int
 	last      time.Time
-	newest    time.Time
+	newest    time.Time // newest audit event handed over
 	caughtUp  bool
 }
 
-func (p *progress) add(log *logging.Logger, now time.Time, records int, newest time.Time, caughtUp bool) {
-	p.total += int64(records)
-	p.sinceLast += records
-	if newest.After(p.newest) {
-		p.newest = newest
+// batch is what one commit handed over.
+type batch struct {
+	audit, session int
+	bytes          int
+	newestAudit    time.Time
+	caughtUp       bool // everything fetched so far is handed over, recordings included
+}
+
+// add accounts for one hand-over; fellBehind reports the switch from
+// caught up to catching up.
+func (p *progress) add(now time.Time, b batch, st *cursor.State, inFlight, known int) (fellBehind bool) {
+	n := b.audit + b.session
+	p.total += int64(n)
+	p.sinceLast += n
+	if b.newestAudit.After(p.newest) {
+		p.newest = b.newestAudit
 	}
-	if caughtUp && !p.caughtUp {
-		log.Infof("caught up: %d events handed over so far, newest from %s", p.total, fmtTime(p.newest))
-	}
-	if caughtUp {
+	p.m.HandedOver(b.audit, b.session, b.bytes, b.newestAudit)
+	p.m.Sessions(known, inFlight)
+	switch {
+	case b.caughtUp && !p.caughtUp:
 		p.caughtUp = true
+		p.m.CaughtUp(true)
+		p.log.Infof("caught up: %d events handed over in this run, newest from %s; polling for new events", p.total, fmtTime(p.newest))
+	case p.caughtUp && !b.newestAudit.IsZero() && now.Sub(b.newestAudit) > p.behindAfter:
+		p.caughtUp = false
+		p.m.CaughtUp(false)
+		p.log.Infof("falling behind: the newest events handed over are %s old; catching up", now.Sub(b.newestAudit).Round(time.Second))
+		fellBehind = true
 	}
-	if el := now.Sub(p.last); el >= progressEvery {
+	if el := now.Sub(p.last); el >= p.every {
 		if p.sinceLast > 0 {
-			log.Infof("handed over %d events in %s (%.0f/s), %d in all, newest from %s",
-				p.sinceLast, el.Round(time.Second), float64(p.sinceLast)/el.Seconds(), p.total, fmtTime(p.newest))
+			p.log.Infof("handed over %d events in %s (%.0f/s), %d in this run; exporting %s; newest from %s; %d recordings in flight, %d pending",
+				p.sinceLast, el.Round(time.Second), float64(p.sinceLast)/el.Seconds(), p.total, where(st), fmtTime(p.newest), inFlight, known-inFlight)
 		}
 		p.sinceLast, p.last = 0, now
 	}
+	return fellBehind
 }
 
-func (p *progress) final(log *logging.Logger) {
-	log.Infof("stopped: %d events handed over in this run", p.total)
+// where names the day or window being exported.
+func where(st *cursor.State) string {
+	switch {
+	case st.Mode == cursor.ModeExport && st.Export != nil:
+		return "day " + st.Export.NextDay
+	case st.Mode == cursor.ModeSearch && st.Search != nil:
+		return fmt.Sprintf("the window from %s", st.Search.WindowStart.Format(time.RFC3339))
+	default:
+		return "from " + st.StartTime.Format(time.RFC3339)
+	}
+}
+
+func (p *progress) final() {
+	p.log.Infof("stopped: %d events handed over in this run", p.total)
 }
 
 func fmtTime(t time.Time) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 )
 
 // maxRecvMsgSize lets single events well over gRPC's 4 MiB default through,
@@ -95,7 +96,7 @@ func readable(key, path string) error {
 // RunRefresh re-reads the identity file every interval until ctx ends, so
 // certificates that tbot renews keep working without a restart. A failed
 // read keeps the previous credentials and is logged once per failure streak.
-func (c *Credentials) RunRefresh(ctx context.Context, every time.Duration, log *logging.Logger) {
+func (c *Credentials) RunRefresh(ctx context.Context, every time.Duration, log *logging.Logger, m *metrics.Metrics) {
 	if c.dynamic == nil {
 		return
 	}
@@ -121,6 +122,7 @@ func (c *Credentials) RunRefresh(ctx context.Context, every time.Duration, log *
 		failing = false
 		if t, ok := c.dynamic.Expiry(); ok {
 			c.expiry = t
+			m.IdentityExpiry(t)
 			log.Debugf("teleport_identity %s: reloaded, certificate valid until %s", c.path, t.UTC().Format(time.RFC3339))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
@@ -27,6 +28,7 @@ type ExportSource struct {
 	Poll        time.Duration
 	Log         *logging.Logger
 	Now         func() time.Time
+	Metrics     *metrics.Metrics
 }
 
 // Run exports from st (the source's own working copy: it runs ahead of what
@@ -142,7 +144,7 @@ func (s *ExportSource) exportDay(ctx context.Context, st *cursor.Export, day str
 
 // listChunks returns the chunks of date, retrying until it works.
 func (s *ExportSource) listChunks(ctx context.Context, date time.Time) ([]string, error) {
-	f := newFailures(s.Log, "listing export chunks of "+date.Format(cursor.DayLayout))
+	f := newFailures(s.Log, "listing export chunks of "+date.Format(cursor.DayLayout), s.Metrics, metrics.ErrExport)
 	for {
 		str := s.API.GetEventExportChunks(ctx, &auditlogpb.GetEventExportChunksRequest{Date: timestamppb.New(date)})
 		var chunks []string
@@ -171,7 +173,7 @@ func (s *ExportSource) listChunks(ctx context.Context, date time.Time) ([]string
 // the last event it fetched whenever the stream breaks. It returns nil once
 // the chunk is done (and its end is queued), or ctx's error.
 func (s *ExportSource) exportChunk(ctx context.Context, date time.Time, day, chunk, from string, sink Sink) error {
-	f := newFailures(s.Log, fmt.Sprintf("exporting chunk %s of %s", chunk, day))
+	f := newFailures(s.Log, fmt.Sprintf("exporting chunk %s of %s", chunk, day), s.Metrics, metrics.ErrExport)
 	for {
 		str := s.API.ExportUnstructuredEvents(ctx, &auditlogpb.ExportUnstructuredEventsRequest{
 			Date: timestamppb.New(date), Chunk: chunk, Cursor: from,

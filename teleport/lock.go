@@ -13,6 +13,7 @@ import (
 	"github.com/gravitational/trace"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 )
 
 // LockAPI is the part of the Teleport client that places locks;
@@ -53,7 +54,8 @@ type Locker struct {
 	Log      *logging.Logger
 	Now      func() time.Time
 	// Placed is called (without locks held) once a user's lock is in place.
-	Placed func(user string)
+	Placed  func(user string)
+	Metrics *metrics.Metrics
 
 	mu      sync.Mutex
 	pending map[string]time.Time // user -> when the limit was reached
@@ -108,6 +110,7 @@ func (l *Locker) Run(ctx context.Context) {
 			return
 		}
 		if err != nil {
+			l.Metrics.Error(metrics.ErrLock)
 			if !failing {
 				hint := ""
 				if trace.IsAccessDenied(err) {
@@ -157,6 +160,7 @@ func (l *Locker) lock(ctx context.Context, user string, at time.Time) error {
 	if err := l.API.UpsertLock(ctx, lock); err != nil {
 		return err
 	}
+	l.Metrics.LockPlaced()
 	l.Log.Infof("locked user %q %s after %d failed logins within %s (lock %s)", user, until, l.Attempts, l.Period, lock.GetName())
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
@@ -24,12 +25,13 @@ type SearchSource struct {
 	Poll       time.Duration
 	Log        *logging.Logger
 	Now        func() time.Time
+	Metrics    *metrics.Metrics
 }
 
 // Run exports from st (the source's working copy) until ctx ends; failures
 // are retried with backoff.
 func (s *SearchSource) Run(ctx context.Context, st *cursor.Search, sink Sink) error {
-	f := newFailures(s.Log, "searching events")
+	f := newFailures(s.Log, "searching events", s.Metrics, metrics.ErrSearch)
 	for {
 		now := s.Now().UTC()
 		end := st.WindowStart.Add(s.WindowSize)

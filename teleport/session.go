@@ -12,6 +12,7 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
@@ -41,6 +42,7 @@ type SessionSource struct {
 	EndWait time.Duration
 	Log     *logging.Logger
 	Now     func() time.Time
+	Metrics *metrics.Metrics
 
 	once    sync.Once
 	skip    map[string]bool
@@ -99,6 +101,14 @@ func (s *SessionSource) Add(id string, ss cursor.Session) {
 	}
 	s.jobs[id] = j
 	s.signal()
+}
+
+// InFlight is the number of recordings being streamed.
+func (s *SessionSource) InFlight() int {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running
 }
 
 // Pending tells how many sessions are known, and how many of them have work
@@ -202,6 +212,7 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 		j.notBefore, j.retrying = now.Add(wait), true
 		return
 	}
+	s.Metrics.Error(metrics.ErrSession)
 	j.attempts++
 	if j.attempts >= s.MaxAttempts {
 		s.giveUpLocked(ctx, j, sink, "exporting the recording failed %d times (session_max_attempts), last: %s", j.attempts, oneLine(err))
@@ -216,6 +227,7 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 // forgets it once the warning's position is handed over.
 func (s *SessionSource) giveUpLocked(ctx context.Context, j *job, sink Sink, format string, args ...any) {
 	s.Log.Warnf("session %s: giving up on its recording: "+format, append([]any{j.id}, args...)...)
+	s.Metrics.SessionGivenUp()
 	delete(s.jobs, j.id)
 	s.mu.Unlock()
 	_ = sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id}})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
@@ -136,15 +137,18 @@ type failures struct {
 	what string
 	bo   *backoff.ExponentialBackOff
 	n    int
+	m    *metrics.Metrics
+	kind string
 }
 
-func newFailures(log *logging.Logger, what string) *failures {
-	return &failures{log: log, what: what, bo: retry()}
+func newFailures(log *logging.Logger, what string, m *metrics.Metrics, kind string) *failures {
+	return &failures{log: log, what: what, bo: retry(), m: m, kind: kind}
 }
 
 // fail records err and sleeps the backoff.
 func (f *failures) fail(ctx context.Context, err error) error {
 	f.n++
+	f.m.Error(f.kind)
 	d := f.bo.NextBackOff()
 	if f.n == 1 {
 		f.log.Warnf("%s failed, retrying with backoff: %s", f.what, oneLine(err))
