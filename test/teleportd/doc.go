@@ -6,12 +6,11 @@
 //
 // # Services
 //
-// proto.AuthService: Ping only (cluster name, server version, features,
-// remote address); every other method answers codes.Unimplemented.
+// proto.AuthService: Ping (cluster name, server version, features, remote
+// address) and UpsertLock; every other method answers codes.Unimplemented.
 // auditlogv1.AuditLogService: GetEventExportChunks, ExportUnstructuredEvents,
-// GetUnstructuredEvents; StreamUnstructuredSessionEvents answers
-// codes.Unimplemented. Unknown services/methods answer codes.Unimplemented and
-// are counted in Stats.Calls.
+// GetUnstructuredEvents, StreamUnstructuredSessionEvents. Unknown
+// services/methods answer codes.Unimplemented and are counted in Stats.Calls.
 //
 // # TLS
 //
@@ -51,6 +50,40 @@
 // 4 MiB. last_key is set iff the page is full (limit reached or size cap hit);
 // it is "tdk1.<unix nanos>.<uid>" of the last event and the next page starts
 // strictly after it. Namespace must be "" or "default".
+//
+// # Session recordings
+//
+// StreamUnstructuredSessionEvents(session_id, start_index) streams the
+// events with Index >= start_index in index order, like Teleport (whose
+// proto comment says "resume after" but whose code keeps Index >=
+// start_index): resume with last index received + 1; 0 = from the start.
+// No recording (not uploaded yet) is codes.NotFound (trace.NotFound on the
+// client). Every generated session whose session.upload was generated has a
+// recording, computed on demand and never stored: the sid is mapped back
+// to its segment and session by inverting the sid hash (mix64 is a
+// bijection), so nothing is indexed. Its first and last events are the
+// audit log's own session.start and session.end (same uid and fields; the
+// session.end's "ei" is the last index, so a recording has 4 to 63 events,
+// or Options.RecordingEvents), with a resize, print events (ci, bytes, ms,
+// offset, base64 data; one session in eight also has desktop.recording
+// events) and a session.leave between. As in Teleport, print and
+// desktop.recording events have no uid or code; their EventUnstructured.Id
+// is a 64-hex-digit hash (Teleport: SHA-256 of the event JSON). Explicit
+// recordings: AddRecording; GenerateRecording (n events, on demand);
+// AddSession (audit events + recording). Faults: SetRecordingMissing,
+// SetRecordingMissingFor, SetRecordingFailing, SetRecordingBreakAfter.
+// Ground truth: RecordingUIDs, RecordingEvents, RecordingLen; counters:
+// RecordingStats.
+//
+// # Locks and access rights
+//
+// UpsertLock (client.UpsertLock sends the *types.LockV2) validates the lock
+// like Teleport (codes.InvalidArgument), and every call is recorded (Locks,
+// with the caller's CN and the answer's code). SetLockError injects a
+// failure. SetAccess(user, Access) withdraws rights per client certificate
+// CN; a denied RPC answers codes.PermissionDenied with Teleport's message,
+// e.g. access denied to perform action "list" on "event" (trace.AccessDenied
+// on the client).
 //
 // # Client notes
 //

@@ -173,6 +173,7 @@ type genSegment struct {
 	cluster   string
 	chunkSize int
 	prec      int64 // time precision in ns (0/1 = exact)
+	recEvents int   // recording length of its sessions (0 = hashed, see recordingLen)
 }
 
 func (g *genSegment) timeAt(i int) int64 {
@@ -370,7 +371,7 @@ func (g *genSegment) body(i int, t int64, uid string, out sink) (kind, int64) {
 			out.num("tx", int64((s.h>>20)%80000)+1024)
 			out.str("user", s.user)
 		case kSessEnd:
-			ei = int64((s.h>>50)%60) + 3
+			ei = int64(g.recordingLen(s.h)) - 1 // the recording's last index
 			out.str("addr.remote", s.remote)
 			out.boolean("enhanced_recording", false)
 			out.boolean("interactive", true)

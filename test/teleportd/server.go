@@ -47,6 +47,10 @@ type Options struct {
 	// GetUnstructuredEvents response (default DefaultSearchMaxBytes, < 0 = no
 	// cap). A page cut by the cap has fewer than limit events and a LastKey.
 	SearchMaxBytes int
+	// RecordingEvents is the number of events of the recording of every
+	// generated session and AddSession session (min 2; its session.end
+	// then has "ei" RecordingEvents-1). 0 = 4 to 63, hashed per session.
+	RecordingEvents int
 }
 
 // Server is a running (or stopped) Auth Service stand-in.
@@ -67,6 +71,10 @@ type Server struct {
 	closed bool
 
 	st counters
+
+	rec   recState    // session recordings, their faults and counters (recordings.go)
+	locks lockState   // UpsertLock calls (locks.go)
+	acl   accessState // per-user rights (access.go)
 }
 
 // Start creates the CA (or loads it from opts.Dir), issues the server
@@ -85,6 +93,7 @@ func Start(opts Options) (*Server, error) {
 		opts.SearchMaxBytes = DefaultSearchMaxBytes
 	}
 	s := &Server{opts: opts, store: newStore(opts.ClusterName, opts.ChunkSize)}
+	s.store.recEvents = opts.RecordingEvents
 	s.st.calls = map[string]*atomic.Int64{}
 	s.exportUnimpl.Store(opts.ExportUnimplemented)
 

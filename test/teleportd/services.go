@@ -14,7 +14,7 @@ import (
 	"github.com/gravitational/teleport/api/types"
 )
 
-// authService implements proto.AuthService: only Ping.
+// authService implements proto.AuthService: Ping, and UpsertLock (locks.go).
 type authService struct {
 	proto.UnimplementedAuthServiceServer
 	s *Server
@@ -48,6 +48,9 @@ func (a *auditService) GetEventExportChunks(req *auditlogpb.GetEventExportChunks
 		a.s.st.unimplemented.Add(1)
 		return status.Error(codes.Unimplemented, "method GetEventExportChunks not implemented")
 	}
+	if err := a.s.checkAccess(stream.Context(), rightListEvents); err != nil {
+		return err
+	}
 	if req.GetDate() == nil {
 		return status.Error(codes.InvalidArgument, "missing date")
 	}
@@ -66,6 +69,9 @@ func (a *auditService) ExportUnstructuredEvents(req *auditlogpb.ExportUnstructur
 	if a.s.exportUnimpl.Load() {
 		a.s.st.unimplemented.Add(1)
 		return status.Error(codes.Unimplemented, "method ExportUnstructuredEvents not implemented")
+	}
+	if err := a.s.checkAccess(stream.Context(), rightListEvents); err != nil {
+		return err
 	}
 	if req.GetDate() == nil {
 		return status.Error(codes.InvalidArgument, "missing date")
@@ -110,11 +116,7 @@ func (a *auditService) ExportUnstructuredEvents(req *auditlogpb.ExportUnstructur
 	return nil
 }
 
-// StreamUnstructuredSessionEvents (session recordings) is not implemented yet.
-func (a *auditService) StreamUnstructuredSessionEvents(*auditlogpb.StreamUnstructuredSessionEventsRequest, grpc.ServerStreamingServer[auditlogpb.EventUnstructured]) error {
-	a.s.st.sessionEvents.Add(1)
-	return status.Error(codes.Unimplemented, "method StreamUnstructuredSessionEvents not implemented")
-}
+// StreamUnstructuredSessionEvents (session recordings): see recordings.go.
 
 // GetUnstructuredEvents is the typed form of search (the server registers
 // searchRaw instead, see auditLogServiceDesc).
@@ -134,6 +136,9 @@ func (a *auditService) GetUnstructuredEvents(ctx context.Context, req *auditlogp
 // EventsUnstructured (items = 1, last_key = 2).
 func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*rawMsg, error) {
 	a.s.st.search.Add(1)
+	if err := a.s.checkAccess(ctx, rightListEvents); err != nil {
+		return nil, err
+	}
 	if ns := req.GetNamespace(); ns != "" && ns != "default" {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid namespace %q", ns)
 	}

@@ -126,6 +126,7 @@ func dayString(day int64) string {
 type store struct {
 	cluster   string
 	chunkSize int
+	recEvents int // Options.RecordingEvents
 
 	mu       sync.RWMutex
 	chunks   map[string]*chunk
@@ -193,6 +194,7 @@ func (st *store) generate(g GenSpec) []string {
 		cluster:   st.cluster,
 		chunkSize: cs,
 		prec:      int64(max(g.Precision, 0)),
+		recEvents: st.recEvents,
 	}
 	seg.minT = seg.timeAt(0)
 	seg.maxT = seg.timeAt(g.Count - 1)

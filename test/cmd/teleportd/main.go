@@ -3,6 +3,7 @@
 //
 //	teleportd --dir DIR [--addr 127.0.0.1:0] [--events 10000] [--days 2]
 //	          [--rate 0] [--export-unimplemented] [--seed 1] [--ttl 12h]
+//	          [--recording-events 0]
 //
 // It writes DIR/identity (identity file for client.LoadIdentityFile),
 // DIR/ca.crt, DIR/client.crt, DIR/client.key (for client.LoadKeyPair) and,
@@ -13,7 +14,8 @@
 //
 // to stdout and serves until SIGINT/SIGTERM. SIGHUP re-issues the
 // credentials; SIGUSR1 toggles an "Auth Service down" fault (Stop/Restart on
-// the same address).
+// the same address). Every generated session.upload's session has a
+// recording (StreamUnstructuredSessionEvents), generated on demand.
 package main
 
 import (
@@ -46,6 +48,7 @@ func main() {
 		precision   = flag.Duration("time-precision", time.Millisecond, "generated event times are truncated to this (Teleport: 1ms; 0 = exact)")
 		chunkSize   = flag.Int("chunk-size", teleportd.DefaultChunkSize, "events per backlog chunk")
 		searchBytes = flag.Int("search-max-bytes", teleportd.DefaultSearchMaxBytes, "size cap of one search response (-1 = none)")
+		recEvents   = flag.Int("recording-events", 0, "events in the recording of every generated session (0 = 4 to 63, varying per session)")
 		statsEvery  = flag.Duration("stats", 0, "log counters to stderr at this interval (0 = never)")
 		verbose     = flag.Bool("v", false, "log server activity to stderr")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
@@ -91,6 +94,7 @@ func main() {
 		ServerVersion:       *version,
 		ExportUnimplemented: *unimpl,
 		SearchMaxBytes:      *searchBytes,
+		RecordingEvents:     *recEvents,
 	}
 	if *verbose {
 		opts.Logf = log.Printf
@@ -141,6 +145,9 @@ func main() {
 				log.Printf("stats: events=%d exported=%d searched=%d chunks-listed=%d calls: ping=%d chunks=%d export=%d search=%d unimplemented=%d errors=%d handshakes ok=%d failed=%d",
 					s.Count(), st.EventsExported, st.EventsSearched, st.ChunksListed, st.Ping, st.GetEventExportChunks,
 					st.ExportUnstructuredEvents, st.GetUnstructuredEvents, st.Unimplemented, st.Errors, st.HandshakesOK, st.HandshakesFailed)
+				rs := s.RecordingStats()
+				log.Printf("stats: recordings: calls=%d not-found=%d failed=%d events=%d sessions=%d; locks=%d",
+					rs.Calls, rs.NotFound, rs.Failed, rs.Events, len(rs.EventsPerSession), len(s.Locks()))
 			}
 		}()
 	}

@@ -1,0 +1,481 @@
+package teleportd
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"math/bits"
+	"strconv"
+	"time"
+)
+
+// Generated session recordings. A recording is produced on demand from a
+// small description (genRec): its first event is the session.start and its
+// last the session.end of the audit log (the same uid, fields and "ei"), and
+// the events between are computed from (content seed, index): a resize at
+// index 1, print events (and, for one session in eight, desktop.recording
+// events), an occasional resize, and a session.leave just before the end.
+// Resuming at index k only replays the cheap running counters of the print
+// events before k (ci, offset), never their encoding.
+
+type recKind uint8
+
+const (
+	rkStart recKind = iota
+	rkEnd
+	rkResize
+	rkLeave
+	rkPrint
+	rkDesktop
+)
+
+var recKindType = [...]string{
+	rkStart:   "session.start",
+	rkEnd:     "session.end",
+	rkResize:  "resize",
+	rkLeave:   "session.leave",
+	rkPrint:   "print",
+	rkDesktop: "desktop.recording",
+}
+
+// Salts of the recording hashes (distinct from gen.go's).
+const (
+	saltRecKind uint64 = iota + 101
+	saltRecBytes
+	saltRecUID
+	saltRecUID2
+	saltRecID
+	saltRecSize
+	saltRecSeed
+	saltRecSID
+	saltRecUIDs
+)
+
+// sessInfo holds the values the events of one session share.
+type sessInfo struct {
+	user, login string
+	host        *genHost
+	remote      string
+}
+
+func sessInfoFromHash(h uint64) sessInfo {
+	return sessInfo{
+		user:   pick(genUsers, h>>8),
+		login:  pick(genLogins, h>>16),
+		host:   &genHosts[(h>>24)%uint64(len(genHosts))],
+		remote: "10.0.0." + strconv.Itoa(int((h>>32)%200)+20) + ":" + strconv.Itoa(int((h>>40)%20000)+40000),
+	}
+}
+
+// genRec describes a generated recording of n events.
+type genRec struct {
+	sid     string
+	seed    int64 // content seed
+	n       int
+	cluster string
+	desktop bool // print and desktop.recording events mixed
+	info    sessInfo
+	// first and last are the boundary events (index 0 and n-1), encoded
+	// once: the audit log's own session.start and session.end.
+	first, last *storedEvent
+}
+
+// defaultRecordingLen is the length of the recording of a generated
+// session: the "ei" of its session.end + 1, 4 to 63 events.
+func defaultRecordingLen(h uint64) int { return int((h>>50)%60) + 4 }
+
+// recordingLen is the number of events of the recording of a generated
+// session of this segment (its session.end carries "ei" = recordingLen-1).
+func (g *genSegment) recordingLen(h uint64) int {
+	if g.recEvents > 0 {
+		return max(g.recEvents, 2)
+	}
+	return defaultRecordingLen(h)
+}
+
+func (r *genRec) kindAt(i int) recKind {
+	switch {
+	case i == 0:
+		return rkStart
+	case i == r.n-1:
+		return rkEnd
+	case i == 1:
+		return rkResize
+	case i == r.n-2 && r.n >= 5:
+		return rkLeave
+	}
+	x := hash3(r.seed, saltRecKind, uint64(i))
+	if x%50 == 0 {
+		return rkResize
+	}
+	if r.desktop && x>>8&1 == 1 {
+		return rkDesktop
+	}
+	return rkPrint
+}
+
+// printBytes is the size of the data of print event i: keystroke echoes of
+// 1-3 bytes, and output of 8-157 bytes.
+func (r *genRec) printBytes(i int) int {
+	x := hash3(r.seed, saltRecBytes, uint64(i))
+	if x%4 == 0 {
+		return 1 + int((x>>8)%3)
+	}
+	return 8 + int((x>>8)%150)
+}
+
+func (r *genRec) desktopBytes(i int) int {
+	return 12 + int(hash3(r.seed, saltRecBytes, uint64(i))>>8%300)
+}
+
+// timeAt interpolates between the boundary events, at millisecond precision
+// like Teleport (never before the first event).
+func (r *genRec) timeAt(i int) int64 {
+	t0, t1 := r.first.t, r.last.t
+	if i <= 0 || r.n < 2 {
+		return t0
+	}
+	if i >= r.n-1 {
+		return t1
+	}
+	d := t1 - t0
+	if d <= 0 {
+		return t0
+	}
+	hi, lo := bits.Mul64(uint64(i), uint64(d))
+	q, _ := bits.Div64(hi, lo, uint64(r.n-1))
+	t := t0 + int64(q)
+	if m := t % int64(time.Millisecond); m > 0 {
+		t -= m
+	}
+	return max(t, t0)
+}
+
+// idAt is the EventUnstructured.Id of event i. Events with a uid carry it;
+// print and desktop.recording events have none (Teleport never sets one), so
+// Teleport's ToUnstructured uses the SHA-256 hex of their JSON: here 64 hex
+// digits hashed from (seed, i).
+func (r *genRec) idAt(i int, k recKind) string {
+	switch k {
+	case rkStart:
+		return r.first.uid
+	case rkEnd:
+		return r.last.uid
+	case rkPrint, rkDesktop:
+		var b [64]byte
+		for j := 0; j < 4; j++ {
+			x := hash3(r.seed, saltRecID+uint64(j)<<8, uint64(i))
+			for k := 0; k < 16; k++ {
+				b[j*16+k] = hexdigits[x>>(60-4*k)&0xf]
+			}
+		}
+		return string(b[:])
+	}
+	return uuidString(hash3(r.seed, saltRecUID, uint64(i)), hash3(r.seed, saltRecUID2, uint64(i)))
+}
+
+func (r *genRec) meta(i int) RecordingEventMeta {
+	k := r.kindAt(i)
+	return RecordingEventMeta{Index: int64(i), Type: recKindType[k], UID: r.idAt(i, k), Time: time.Unix(0, r.timeAt(i)).UTC()}
+}
+
+func (r *genRec) size() int { return r.n }
+
+func (r *genRec) iter(start int64) recIter {
+	c := &genRecCursor{r: r}
+	if start >= int64(r.n) {
+		c.i = r.n
+		return c
+	}
+	st := int(max(start, 0))
+	for j := 1; j < st; j++ {
+		if r.kindAt(j) == rkPrint {
+			c.ci++
+			c.off += int64(r.printBytes(j))
+		}
+	}
+	c.i = st
+	return c
+}
+
+func (r *genRec) metas() []RecordingEventMeta {
+	out := make([]RecordingEventMeta, r.n)
+	for i := range out {
+		out[i] = r.meta(i)
+	}
+	return out
+}
+
+// genRecCursor streams a generated recording from index i; ci and off are
+// the chunk index and byte offset of the next print event.
+type genRecCursor struct {
+	r   *genRec
+	i   int
+	ci  int64
+	off int64
+}
+
+func (c *genRecCursor) next(w *pbw) bool {
+	r := c.r
+	if c.i >= r.n {
+		return false
+	}
+	i := c.i
+	c.i++
+	k := r.kindAt(i)
+	switch k {
+	case rkStart:
+		w.b = append(w.b, r.first.raw...)
+		return true
+	case rkEnd:
+		w.b = append(w.b, r.last.raw...)
+		return true
+	}
+	t := r.timeAt(i)
+	appendEventHeader(w, recKindType[k], r.idAt(i, k), t, 0)
+	st := w.begin(5)
+	out := wireSink{w}
+	ms := (t - r.first.t) / int64(time.Millisecond)
+	switch k {
+	case rkPrint:
+		n := r.printBytes(i)
+		out.num("bytes", int64(n))
+		out.num("ci", c.ci)
+		out.str("cluster_name", r.cluster)
+		p := int(c.off % int64(len(termOutput)))
+		appendBase64Field(w, "data", termPool[p:p+n])
+		out.num("ei", int64(i))
+		out.str("event", "print")
+		out.num("ms", ms)
+		out.num("offset", c.off)
+		out.str("time", fmtTime(t))
+		c.ci++
+		c.off += int64(n)
+	case rkDesktop:
+		n := r.desktopBytes(i)
+		p := int(hash3(r.seed, saltRecBytes, uint64(i)) % uint64(len(tdpPool)-400))
+		out.str("cluster_name", r.cluster)
+		out.num("ei", int64(i))
+		out.str("event", "desktop.recording")
+		appendBase64Field(w, "message", tdpPool[p:p+n])
+		out.num("ms", ms)
+		out.str("time", fmtTime(t))
+	case rkResize, rkLeave:
+		s := r.info
+		out.str("cluster_name", r.cluster)
+		if k == rkResize {
+			out.str("code", "T2002I")
+		} else {
+			out.str("code", "T2003I")
+		}
+		out.num("ei", int64(i))
+		out.str("event", recKindType[k])
+		out.str("login", s.login)
+		out.str("namespace", "default")
+		out.str("server_addr", s.host.addr)
+		out.str("server_hostname", s.host.hostname)
+		out.str("server_id", s.host.id)
+		if k == rkLeave {
+			out.beginObj("server_labels")
+			out.str("env", s.host.env)
+			out.str("region", "eu-west-1")
+			out.endObj()
+		}
+		out.str("sid", r.sid)
+		if k == rkResize {
+			x := hash3(r.seed, saltRecSize, uint64(i))
+			out.str("size", strconv.Itoa(80+int(x%120))+":"+strconv.Itoa(24+int(x>>8%40)))
+		}
+		out.str("time", fmtTime(t))
+		out.str("uid", r.idAt(i, k))
+		out.str("user", s.user)
+	}
+	w.end(st)
+	if i != 0 {
+		w.varint(4, uint64(i))
+	}
+	return true
+}
+
+// appendBase64Field writes a Struct entry k: string_value = base64(p), as
+// encoding/json and structpb.NewValue encode []byte.
+func appendBase64Field(w *pbw, k string, p []byte) {
+	e := w.begin(1)
+	w.str(1, k)
+	vm := w.begin(2)
+	w.key(3, wtBytes)
+	w.b = binary.AppendUvarint(w.b, uint64(base64.StdEncoding.EncodedLen(len(p))))
+	w.b = base64.StdEncoding.AppendEncode(w.b, p)
+	w.end(vm)
+	w.end(e)
+}
+
+// termOutput is what print events carry: an interactive shell session.
+const termOutput = "\x1b]0;ubuntu@node-1: ~\x07\x1b[01;32mubuntu@node-1\x1b[00m:\x1b[01;34m~\x1b[00m$ " +
+	"ls -la\r\ntotal 48\r\ndrwxr-xr-x 6 ubuntu ubuntu 4096 Nov 20 10:02 \x1b[0m\x1b[01;34m.\x1b[0m\r\n" +
+	"drwxr-xr-x 3 root   root   4096 Oct  2 08:11 \x1b[01;34m..\x1b[0m\r\n" +
+	"-rw------- 1 ubuntu ubuntu 2213 Nov 20 09:58 .bash_history\r\n" +
+	"-rw-r--r-- 1 ubuntu ubuntu  220 Oct  2 08:11 .bash_logout\r\n" +
+	"-rw-r--r-- 1 ubuntu ubuntu 3771 Oct  2 08:11 .bashrc\r\n" +
+	"drwx------ 2 ubuntu ubuntu 4096 Oct  2 08:14 \x1b[01;34m.ssh\x1b[0m\r\n" +
+	"-rw-r--r-- 1 ubuntu ubuntu 1841 Nov 19 17:40 deploy.yaml\r\n" +
+	"\x1b[01;32mubuntu@node-1\x1b[00m:\x1b[01;34m~\x1b[00m$ sudo systemctl status nginx\r\n" +
+	"\x1b[0;1;32m\u25cf\x1b[0m nginx.service - A high performance web server and a reverse proxy server\r\n" +
+	"     Loaded: loaded (/lib/systemd/system/nginx.service; enabled; vendor preset: enabled)\r\n" +
+	"     Active: \x1b[0;1;32mactive (running)\x1b[0m since Thu 2026-11-19 08:12:44 UTC; 1 day 1h ago\r\n" +
+	"   Main PID: 1123 (nginx)\r\n      Tasks: 3 (limit: 4557)\r\n     Memory: 9.8M\r\n" +
+	"\x1b[01;32mubuntu@node-1\x1b[00m:\x1b[01;34m~\x1b[00m$ tail -n 3 /var/log/nginx/access.log\r\n" +
+	"10.0.0.31 - - [20/Nov/2026:10:01:12 +0000] \"GET /healthz HTTP/1.1\" 200 2 \"-\" \"kube-probe/1.29\"\r\n" +
+	"10.0.0.31 - - [20/Nov/2026:10:01:22 +0000] \"GET /healthz HTTP/1.1\" 200 2 \"-\" \"kube-probe/1.29\"\r\n" +
+	"10.0.0.77 - - [20/Nov/2026:10:01:25 +0000] \"POST /api/v1/orders HTTP/1.1\" 201 512 \"-\" \"curl/7.88.1\"\r\n" +
+	"\x1b[01;32mubuntu@node-1\x1b[00m:\x1b[01;34m~\x1b[00m$ df -h /\r\n" +
+	"Filesystem      Size  Used Avail Use% Mounted on\r\n/dev/root        29G   12G   17G  42% /\r\n" +
+	"\x1b[01;32mubuntu@node-1\x1b[00m:\x1b[01;34m~\x1b[00m$ exit\r\nlogout\r\n"
+
+// termPool is termOutput followed by enough of itself that any print event
+// (at most 157 bytes) is one slice of it.
+var termPool = []byte(termOutput + termOutput[:200])
+
+// tdpPool holds binary "TDP messages" for desktop.recording events.
+var tdpPool = func() []byte {
+	b := make([]byte, 8192)
+	for i := 0; i < len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], mix64(uint64(i)+0x7464))
+	}
+	return b
+}()
+
+// --- finding the generated session of a sid -----------------------------------
+
+// The sid of generated session v (= block*2 + sess) of a segment is
+// uuidString(hash3(seed, saltSID, v), hash3(seed, saltSID2, v)). mix64 is a
+// bijection, so the low word of the sid gives v back for a given seed
+// (trying the 4 values of the 2 bits the UUID variant overwrote): a sid is
+// found in O(segments) without storing anything.
+
+func unxorshift(y uint64, s uint) uint64 {
+	x := y
+	for i := uint(0); i < 64; i += s {
+		x = y ^ x>>s
+	}
+	return x
+}
+
+func inverseOdd(c uint64) uint64 {
+	x := c
+	for i := 0; i < 6; i++ {
+		x *= 2 - c*x
+	}
+	return x
+}
+
+var (
+	invMixC1 = inverseOdd(0xbf58476d1ce4e5b9)
+	invMixC2 = inverseOdd(0x94d049bb133111eb)
+)
+
+// unmix64 inverts mix64.
+func unmix64(y uint64) uint64 {
+	x := unxorshift(y, 31)
+	x *= invMixC2
+	x = unxorshift(x, 27)
+	x *= invMixC1
+	x = unxorshift(x, 30)
+	return x - 0x9e3779b97f4a7c15
+}
+
+// parseUUIDWords parses a 36-character UUID into its two 64-bit words.
+func parseUUIDWords(s string) (hi, lo uint64, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return 0, 0, false
+	}
+	var w [2]uint64
+	n := 0
+	for i := 0; i < 36; i++ {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
+		}
+		c := s[i]
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		default:
+			return 0, 0, false
+		}
+		w[n/16] = w[n/16]<<4 | d
+		n++
+	}
+	return w[0], w[1], true
+}
+
+// Block positions of the end and upload of each session of each layout.
+var sessionEndPos, sessionUploadPos = func() (end, up [len(layouts)][2]int) {
+	for l := range layouts {
+		for p, s := range layouts[l] {
+			switch s.k {
+			case kSessEnd:
+				end[l][s.sess] = p
+			case kSessUpload:
+				up[l][s.sess] = p
+			}
+		}
+	}
+	return end, up
+}()
+
+// genSessionRecording returns the recording of the generated session sid,
+// or nil when no segment generated its session.upload.
+func (st *store) genSessionRecording(sid string) *genRec {
+	_, lo, ok := parseUUIDWords(sid)
+	if !ok {
+		return nil
+	}
+	for _, g := range st.snapshot().segsAsc {
+		if r := g.sessionRecording(sid, lo); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+func (g *genSegment) sessionRecording(sid string, lo uint64) *genRec {
+	k := mix64(mix64(uint64(g.seed)) ^ saltSID2)
+	maxV := uint64((g.count + blockSize - 1) / blockSize * 2)
+	for c := uint64(0); c < 4; c++ {
+		v := unmix64(lo&(1<<62-1)|c<<62) ^ k
+		if v >= maxV {
+			continue
+		}
+		if uuidString(hash3(g.seed, saltSID, v), hash3(g.seed, saltSID2, v)) != sid {
+			continue
+		}
+		block, sess := int(v/2), int(v%2)
+		layout := g.layoutOf(block)
+		if block*blockSize+sessionUploadPos[layout][sess] >= g.count {
+			return nil // the session.upload was not generated
+		}
+		s := g.session(block, sess, layout)
+		endIdx := block*blockSize + sessionEndPos[layout][sess]
+		cs := mix64(s.h ^ saltRecSeed)
+		return &genRec{
+			sid:     sid,
+			seed:    int64(cs),
+			n:       g.recordingLen(s.h),
+			cluster: g.cluster,
+			desktop: cs%8 == 0,
+			info:    sessInfo{user: s.user, login: s.login, host: s.host, remote: s.remote},
+			first:   g.stored(s.startIdx),
+			last:    g.stored(endIdx),
+		}
+	}
+	return nil
+}
+
+// stored returns generated event i in its encoded form.
+func (g *genSegment) stored(i int) *storedEvent {
+	var w pbw
+	g.appendEvent(&w, i)
+	return &storedEvent{t: g.timeAt(i), uid: g.uidAt(i), typ: g.typeAt(i), raw: w.b}
+}
