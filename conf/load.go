@@ -237,6 +237,10 @@ func (r *raw) apply(d *keyDef, cfg *Config) error {
 		if err != nil {
 			return err
 		}
+		if d.kind == kindPath && strings.ContainsRune(s, 0) {
+			// Only TOML can carry one (\u0000); no file is named so.
+			return r.invalid("must not contain a NUL character")
+		}
 		if d.kind == kindPath && r.source == SourceTOML {
 			s = r.file.resolve(s)
 		}
@@ -350,6 +354,10 @@ func (r *raw) apply(d *keyDef, cfg *Config) error {
 			if t, err = parseTime(s); err != nil {
 				return r.invalid(err.Error())
 			}
+		}
+		if y := t.UTC().Year(); y < 1 || y > 9999 {
+			// The state keeps times of years 1 to 9999 only.
+			return r.invalid("must be within the years 0001 to 9999 (UTC)")
 		}
 		*d.field(cfg).(*time.Time) = t
 	}

@@ -3,11 +3,13 @@ package conf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -85,7 +87,7 @@ var schema = func() *tomlSchema {
 // readTOML reads, decodes and checks the file at path. It returns the
 // values of the known keys and the notices to log.
 func readTOML(path string) (*tomlFile, []string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -125,6 +127,43 @@ func readTOML(path string) (*tomlFile, []string, error) {
 		}
 	}
 	return f, notices, nil
+}
+
+// maxConfigSize bounds the TOML file: an Event Handler file is a few
+// hundred bytes.
+const maxConfigSize = 1 << 20
+
+// readConfigFile reads a regular file of at most maxConfigSize bytes. It
+// never blocks: a named pipe or a device such as /dev/zero is refused
+// rather than waited on or read forever.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	m := fi.Mode()
+	switch {
+	case m.IsDir():
+		return nil, errors.New("is a directory")
+	case m&os.ModeNamedPipe != 0:
+		return nil, errors.New("not a regular file (a named pipe)")
+	case m&os.ModeDevice != 0:
+		return nil, errors.New("not a regular file (a device)")
+	case !m.IsRegular():
+		return nil, fmt.Errorf("not a regular file (%s)", m.Type())
+	case fi.Size() > maxConfigSize:
+		return nil, fmt.Errorf("%d bytes, more than a configuration can be (at most %d)", fi.Size(), maxConfigSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err == nil && len(data) > maxConfigSize {
+		err = fmt.Errorf("more than %d bytes, more than a configuration can be", maxConfigSize)
+	}
+	return data, err
 }
 
 // walk records the value of every accepted key under table m (at prefix)

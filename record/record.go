@@ -5,7 +5,9 @@
 package record
 
 import (
+	"encoding/json"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
@@ -85,11 +87,7 @@ func appendStruct(b []byte, s *structpb.Struct, depth int) []byte {
 
 func appendValue(b []byte, v *structpb.Value, depth int) []byte {
 	if depth > MaxDepth {
-		j, err := protojson.Marshal(v)
-		if err != nil {
-			return msgp.AppendNil(b)
-		}
-		return msgp.AppendString(b, string(j))
+		return msgp.AppendString(b, deepJSON(v))
 	}
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
@@ -151,4 +149,48 @@ type Item struct {
 	Failure *cursor.LoginFailure
 	// Time is the event time (zero for position-only items).
 	Time time.Time
+}
+
+// deepJSON is the JSON text of a value past MaxDepth. protojson refuses
+// what a hostile wire can carry but JSON cannot (NaN, infinities, invalid
+// UTF-8); rather than drop the whole subtree, those are written leniently:
+// non-finite numbers as the strings "NaN", "+Inf" and "-Inf", invalid UTF-8
+// with U+FFFD.
+func deepJSON(v *structpb.Value) string {
+	if j, err := protojson.Marshal(v); err == nil {
+		return string(j)
+	}
+	j, err := json.Marshal(lenient(v))
+	if err != nil { // unreachable: lenient leaves nothing json cannot write
+		return "null"
+	}
+	return string(j)
+}
+
+// lenient converts v for encoding/json (see deepJSON).
+func lenient(v *structpb.Value) any {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return k.StringValue
+	case *structpb.Value_NumberValue:
+		if math.IsNaN(k.NumberValue) || math.IsInf(k.NumberValue, 0) {
+			return strconv.FormatFloat(k.NumberValue, 'g', -1, 64)
+		}
+		return k.NumberValue
+	case *structpb.Value_BoolValue:
+		return k.BoolValue
+	case *structpb.Value_StructValue:
+		m := make(map[string]any, len(k.StructValue.GetFields()))
+		for key, e := range k.StructValue.GetFields() {
+			m[key] = lenient(e)
+		}
+		return m
+	case *structpb.Value_ListValue:
+		l := make([]any, 0, len(k.ListValue.GetValues()))
+		for _, e := range k.ListValue.GetValues() {
+			l = append(l, lenient(e))
+		}
+		return l
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/gravitational/teleport/api/breaker"
@@ -72,12 +73,15 @@ func LoadCredentials(cfg *conf.Config, now time.Time) (*Credentials, error) {
 		}
 	}
 	c := &Credentials{Credentials: client.LoadKeyPair(cfg.Cert, cfg.Key, cfg.CA), path: cfg.Cert}
-	tc, err := c.TLSConfig()
-	if err != nil {
+	if _, err := c.TLSConfig(); err != nil {
 		return nil, fmt.Errorf("teleport_cert %s / teleport_key %s / teleport_ca %s: cannot load key pair: %s", cfg.Cert, cfg.Key, cfg.CA, oneLine(err))
 	}
-	if len(tc.Certificates) > 0 && tc.Certificates[0].Leaf != nil {
-		c.expiry = tc.Certificates[0].Leaf.NotAfter
+	// The TLS config hides the certificate behind GetClientCertificate:
+	// ask the credentials for its expiry.
+	if exp, ok := c.Credentials.(interface{ Expiry() (time.Time, bool) }); ok {
+		if t, ok := exp.Expiry(); ok {
+			c.expiry = t
+		}
 	}
 	if !c.expiry.IsZero() && !c.expiry.After(now) {
 		return nil, fmt.Errorf("teleport_cert %s: certificate expired at %s", cfg.Cert, c.expiry.UTC().Format(time.RFC3339))
@@ -85,12 +89,38 @@ func LoadCredentials(cfg *conf.Config, now time.Time) (*Credentials, error) {
 	return c, nil
 }
 
+// readable checks that path is a regular file that can be opened. It never
+// blocks: a named pipe or a device (/dev/zero) would make the loader hang
+// or read forever, so anything but a regular file is refused.
 func readable(key, path string) error {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("%s %s: %s", key, path, oneLine(err))
 	}
-	return f.Close()
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s %s: %s", key, path, oneLine(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s %s: not a regular file (%s)", key, path, fileKind(fi.Mode()))
+	}
+	return nil
+}
+
+// fileKind names a file type for a message.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 // RunRefresh re-reads the identity file every interval until ctx ends, so

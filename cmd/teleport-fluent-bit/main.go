@@ -1,12 +1,13 @@
-// Command teleport-fluent-bit does what a shared object cannot: inspect the
-// durable cursor and decode Fluent Bit record streams for debugging.
+// Command teleport-fluent-bit does what a shared object cannot: set up a
+// pipeline (configure), check a configuration against the cluster (check),
+// inspect and move the durable cursor (cursor), run the export without
+// Fluent Bit (export), and decode Fluent Bit record streams (dump).
 package main
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,49 +15,59 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
 const usage = `usage:
-  teleport-fluent-bit cursor show --storage DIR   print the durable cursor as JSON
-  teleport-fluent-bit dump [FILE]                 decode a Fluent Bit msgpack record stream (default stdin) into JSON lines
+  teleport-fluent-bit configure DIR TELEPORT_ADDR [flags]
+        write mTLS certificates (CA, Fluentd server, Fluent Bit client), the Teleport
+        role and user, teleport-fluent-bit.toml, Fluent Bit and Fluentd configurations
+  teleport-fluent-bit check [--config FILE] [-p key=value ...]
+        load the configuration like the plugin, connect, and prove the role's rights
+  teleport-fluent-bit export [--config FILE] [-p key=value ...] [--commit]
+        run the export without Fluent Bit: one raw Teleport event JSON per line on
+        stdout; the cursor is saved only with --commit
+  teleport-fluent-bit cursor show  --storage DIR
+  teleport-fluent-bit cursor set   --storage DIR --start-time RFC3339 [--yes]
+  teleport-fluent-bit cursor reset --storage DIR [--yes]
+        print the durable cursor; move it to a new start time; start again from
+        the stored start time (refused while a plugin runs on DIR)
+  teleport-fluent-bit dump [FILE]
+        decode a Fluent Bit msgpack record stream (default stdin) into JSON lines
+
+Run a command with -h for its flags.
 `
 
+// errQuiet ends the program with status 1 after the command has said why.
+var errQuiet = errors.New("")
+
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "teleport-fluent-bit:", err)
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		if err != errQuiet && !errors.Is(err, errHelp) {
+			fmt.Fprintln(os.Stderr, "teleport-fluent-bit:", err)
+		}
+		if errors.Is(err, errHelp) {
+			os.Exit(0)
+		}
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stdin io.Reader, stdout io.Writer) error {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("no command\n%s", usage)
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
 	}
 	switch args[0] {
+	case "configure":
+		return configureCmd(args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
+	case "export":
+		return exportCmd(args[1:], stdout, stderr)
 	case "cursor":
-		if len(args) < 2 || args[1] != "show" {
-			return fmt.Errorf("cursor: expected `cursor show --storage DIR`\n%s", usage)
-		}
-		fs := flag.NewFlagSet("cursor show", flag.ContinueOnError)
-		dir := fs.String("storage", "", "storage_dir of the plugin")
-		if err := fs.Parse(args[2:]); err != nil {
-			return err
-		}
-		if *dir == "" {
-			return fmt.Errorf("cursor show: --storage is required")
-		}
-		st, err := cursor.Peek(*dir)
-		if err != nil {
-			return err
-		}
-		if st == nil {
-			return fmt.Errorf("cursor show: no state in %s (the plugin has not run there yet)", *dir)
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return cursorCmd(args[1:], stdout, stderr)
 	case "dump":
 		in := stdin
 		if len(args) > 1 {
@@ -72,7 +83,8 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
 }
 
 // dump prints each record like Fluent Bit's stdout output: [time, body].

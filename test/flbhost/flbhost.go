@@ -56,6 +56,12 @@ const (
 	ResumedLine = "] resumed"
 )
 
+// LogDirEnv names an environment variable: when it holds a directory, every
+// host started also appends what it prints on stderr to a file of its own
+// there (flbhost-PID.log), so a test suite can scan the logs of all its
+// hosts at the end (test/e2e checks that no log line carries key material).
+const LogDirEnv = "FLBHOST_LOG_DIR"
+
 // Options configures one flbhost process.
 type Options struct {
 	// Bin is the flbhost binary; default <repo>/build/flbhost.
@@ -232,11 +238,24 @@ func Start(opts Options) (*Host, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	go h.readStderr(stderr, opts.Stderr)
+	var logFile *os.File
+	if dir := os.Getenv(LogDirEnv); dir != "" {
+		logFile, _ = os.OpenFile(filepath.Join(dir, fmt.Sprintf("flbhost-%d.log", cmd.Process.Pid)),
+			os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	}
+	go h.readStderr(stderr, opts.Stderr, logFile)
 	return h, nil
 }
 
-func (h *Host) readStderr(r io.Reader, tee io.Writer) {
+func (h *Host) readStderr(r io.Reader, tee io.Writer, logFile *os.File) {
+	if logFile != nil {
+		defer logFile.Close()
+		if tee == nil {
+			tee = logFile
+		} else {
+			tee = io.MultiWriter(tee, logFile)
+		}
+	}
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadString('\n')

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/setup"
+)
+
+const configureSynopsis = `configure DIR TELEPORT_ADDR [flags]
+
+Writes into DIR (created 0700; every file 0600; nothing is replaced without --force):
+  ca.crt ca.key                  a CA for the Fluent Bit -> Fluentd link
+  server.crt server.key          Fluentd's certificate; the key is encrypted, its
+                                 passphrase is in fluent.conf
+  client.crt client.key          Fluent Bit's client certificate
+  teleport-fluent-bit-role.yaml  the Teleport role and user (tctl create -f)
+  teleport-fluent-bit.toml       the plugin configuration (TELEPORT_ADDR, identity)
+  fluent-bit.conf plugins.conf   Fluent Bit: the teleport input, rewrite_tag for
+  fluent-bit.yaml                recordings, forward to Fluentd over mutual TLS
+  fluent.conf                    Fluentd: in_forward with TLS and client_cert_auth
+  fluent-http.conf               Fluentd: the Event Handler's in_http variant`
+
+func configureCmd(args []string, stdout, stderr io.Writer) error {
+	o, err := parseConfigure(args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("configure: %v", err)
+	}
+	fmt.Fprintf(stdout, "generating RSA %d keys and certificates...\n", o.Length)
+	res, err := setup.Configure(o)
+	var exists *setup.ExistsError
+	if errors.As(err, &exists) {
+		return fmt.Errorf("configure: %v", err)
+	}
+	if err != nil {
+		if res != nil && len(res.Files) > 0 {
+			return fmt.Errorf("configure: %v (written so far: %s)", err, strings.Join(res.Files, ", "))
+		}
+		return fmt.Errorf("configure: %v", err)
+	}
+	for _, f := range res.Files {
+		fmt.Fprintf(stdout, "wrote %s\n", f)
+	}
+	var ipStrs []string
+	for _, ip := range res.IPs {
+		ipStrs = append(ipStrs, ip.String())
+	}
+	fmt.Fprintf(stdout, "server certificate names: %s\n", strings.Join(append(append([]string{}, res.DNSNames...), ipStrs...), ", "))
+	for _, n := range res.Notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
+	d := res.Dir
+	identity := o.Identity
+	if !filepath.IsAbs(identity) {
+		identity = filepath.Join(d, identity)
+	}
+	fmt.Fprintf(stdout, `
+next steps:
+  1. create the Teleport role and user:
+       tctl create -f %[1]s
+  2. give the plugin an identity at %[2]s: a Machine ID bot with role %[3]s
+     (tctl bots add %[4]s --roles=%[3]s; tbot writing an identity output there), or
+       tctl auth sign --user=%[4]s --format=file --out=%[2]s --ttl=8760h
+  3. check it:
+       teleport-fluent-bit check --config %[5]s
+  4. start Fluentd and Fluent Bit:
+       fluentd -c %[6]s
+       fluent-bit -c %[7]s
+`, filepath.Join(d, setup.RoleFile), identity, setup.RoleName, setup.UserName,
+		filepath.Join(d, setup.TOMLFile), filepath.Join(d, setup.FluentdConf), filepath.Join(d, setup.FluentBitConf))
+	return nil
+}
+
+// parseConfigure turns configure's command line into setup options.
+func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
+	fs := newFlags("configure", configureSynopsis, stderr)
+	var o setup.Options
+	var dns, ips listFlag
+	fs.IntVar(&o.Length, "length", setup.DefaultLength, "RSA key length in bits (1024, 2048, 3072 or 4096)")
+	fs.DurationVar(&o.TTL, "ttl", setup.DefaultTTL, "lifetime of the generated certificates")
+	fs.Var(&dns, "dns-names", "DNS names of Fluentd in the server certificate, comma-separated or repeated (default localhost; the --fluentd host is added); a name need not resolve")
+	fs.Var(&ips, "ip", "IP addresses of Fluentd in the server certificate, comma-separated or repeated (default: the addresses the DNS names resolve to)")
+	fs.BoolVar(&o.Force, "force", false, "replace existing files")
+	fs.BoolVar(&o.Lock, "lock", false, "enable lock_enabled (lock users after failed logins) and grant lock create/update in the role")
+	fs.StringVar(&o.Fluentd, "fluentd", setup.DefaultFluentd, "`host:port` of Fluentd's forward input, where Fluent Bit sends")
+	fs.StringVar(&o.Plugin, "plugin", defaultPlugin(), "absolute path of in_teleport.so in the Fluent Bit configurations")
+	fs.StringVar(&o.Identity, "identity", setup.DefaultIdentity, "Teleport identity file in the TOML (relative: to DIR)")
+	fs.StringVar(&o.Storage, "storage", setup.DefaultStorage, "the plugin's storage_dir in the TOML (relative: to DIR)")
+	fs.StringVar(&o.Buffer, "buffer", setup.DefaultBuffer, "Fluent Bit's filesystem buffer, storage.path (relative: to DIR)")
+	pos, err := parseAll(fs, args)
+	if err != nil {
+		return o, flagErr(err)
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return o, fmt.Errorf("configure: expected DIR and TELEPORT_ADDR, got %d argument(s)", len(pos))
+	}
+	o.Dir, o.TeleportAddr = pos[0], pos[1]
+	o.DNSNames, o.IPs = dns, ips
+	return o, nil
+}
+
+// defaultPlugin is in_teleport.so next to this executable when it is there
+// (make build puts both in build/), else the README's install location.
+func defaultPlugin() string {
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			p := filepath.Join(filepath.Dir(exe), "in_teleport.so")
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	return setup.DefaultPlugin
+}

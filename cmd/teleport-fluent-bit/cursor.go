@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+)
+
+const cursorSynopsis = `cursor show|set|reset --storage DIR [flags]
+
+  show   print the durable cursor (state.json) as JSON; works while the plugin runs
+  set    move the cursor to --start-time: the next run exports events from that
+         time on, as a first run would (progress and recordings in progress are
+         forgotten; locks already due are kept)
+  reset  the same with the stored start time: export everything again
+set and reset change nothing without --yes, and are refused while a plugin
+(Fluent Bit) holds DIR: stop it first.`
+
+func cursorCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "usage: teleport-fluent-bit %s\n", cursorSynopsis)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return errHelp
+		}
+		return errors.New("cursor: expected show, set or reset")
+	}
+	sub := args[0]
+	fs := newFlags("cursor "+sub, cursorSynopsis, stderr)
+	dir := fs.String("storage", "", "the plugin's storage_dir")
+	var startTime *string
+	var yes *bool
+	switch sub {
+	case "show":
+	case "set":
+		startTime = fs.String("start-time", "", "the new start time, RFC 3339 (e.g. 2024-01-02T15:04:05Z)")
+		yes = fs.Bool("yes", false, "do it (without it, only say what would change)")
+	case "reset":
+		yes = fs.Bool("yes", false, "do it (without it, only say what would change)")
+	default:
+		fmt.Fprintf(stderr, "usage: teleport-fluent-bit %s\n", cursorSynopsis)
+		return fmt.Errorf("cursor: unknown subcommand %q: expected show, set or reset", sub)
+	}
+	pos, err := parseAll(fs, args[1:])
+	if err != nil {
+		return flagErr(err)
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("cursor %s: unexpected argument %q", sub, pos[0])
+	}
+	if *dir == "" {
+		return fmt.Errorf("cursor %s: --storage is required", sub)
+	}
+
+	switch sub {
+	case "show":
+		st, err := cursor.Peek(*dir)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			return fmt.Errorf("cursor show: no state in %s (the plugin has not run there yet)", *dir)
+		}
+		if locked, err := cursor.Locked(*dir); err == nil && locked {
+			fmt.Fprintf(stderr, "note: %s is in use by a running plugin; this is its last saved state\n", *dir)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+
+	case "set":
+		if *startTime == "" {
+			return errors.New("cursor set: --start-time is required (RFC 3339, e.g. 2024-01-02T15:04:05Z)")
+		}
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(*startTime))
+		if err != nil {
+			return fmt.Errorf("cursor set: invalid --start-time %q: must be an RFC 3339 time such as 2024-01-02T15:04:05Z", *startTime)
+		}
+		return moveCursor(stdout, *dir, "set", *yes, func(old *cursor.State) (*cursor.State, error) {
+			return old.Restart(t), nil
+		})
+
+	default: // reset
+		return moveCursor(stdout, *dir, "reset", *yes, func(old *cursor.State) (*cursor.State, error) {
+			if old == nil {
+				return nil, fmt.Errorf("cursor reset: no state in %s to reset (the plugin has not run there yet); use cursor set --start-time to create one", *dir)
+			}
+			return old.Restart(old.StartTime), nil
+		})
+	}
+}
+
+// moveCursor replaces the state of dir with what change makes of it, under
+// the storage lock (so never while a plugin runs there) and only with yes.
+func moveCursor(stdout io.Writer, dir, sub string, yes bool, change func(*cursor.State) (*cursor.State, error)) error {
+	if sub == "reset" {
+		// Do not create a directory just to say there is nothing to reset.
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("cursor reset: %s does not exist", dir)
+		}
+	}
+	store, err := cursor.Open(dir)
+	if errors.Is(err, cursor.ErrInUse) {
+		return fmt.Errorf("cursor %s: %v; stop Fluent Bit (or the export) using it first", sub, err)
+	}
+	if err != nil {
+		return fmt.Errorf("cursor %s: %v", sub, err)
+	}
+	defer store.Close()
+	old, err := store.Load()
+	if err != nil {
+		return fmt.Errorf("cursor %s: %v", sub, err)
+	}
+	st, err := change(old)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "state file: %s\nnow:   %s\nafter: %s\n", store.Path(), old.Summary(), st.Summary())
+	if !yes {
+		return fmt.Errorf("cursor %s: nothing changed: run again with --yes to replace the state", sub)
+	}
+	if err := store.Save(st); err != nil {
+		return fmt.Errorf("cursor %s: %v", sub, err)
+	}
+	start := st.StartTime.Format(time.RFC3339Nano)
+	fmt.Fprintf(stdout, "saved: the next run exports events from %s on.\n", start)
+	fmt.Fprintf(stdout, "note: a start_time in the plugin's configuration must now be %s or unset (another one is refused at start).\n", start)
+	return nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/engine"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+)
+
+const exportSynopsis = `export [--config FILE] [-p key=value ...] [--commit]
+
+Runs the plugin's export engine without Fluent Bit, with the configuration
+loaded exactly as the plugin loads it, and writes every record to stdout as
+one JSON object per line: the raw Teleport event (the Event Handler's
+payload); session recordings also carry recording_session_id. Logs go to
+stderr. Without --commit the cursor in storage_dir is never saved (dry_run),
+so a later run, or the plugin, exports the same events again; with --commit
+it moves past every line written, like the plugin after Fluent Bit took the
+records. Stops on Ctrl-C / SIGTERM, or by itself with
+-p exit_on_last_event=on once everything up to now is written.`
+
+func exportCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("export", exportSynopsis, stderr)
+	var cf configFlags
+	cf.register(fs)
+	commit := fs.Bool("commit", false, "save the cursor as lines are written (default: a dry run that saves nothing)")
+	pos, err := parseAll(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("export: unexpected argument %q", pos[0])
+	}
+	cfg, notices, err := cf.load(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	log := logging.New(stderr, "export")
+	log.SetDebug(cfg.Debug)
+	for _, n := range notices {
+		log.Infof("%s", n)
+	}
+	if !*commit {
+		if !cfg.DryRun {
+			log.Infof("no --commit: a dry run, the cursor in %s is not saved", cfg.StorageDir)
+		}
+		cfg.DryRun = true
+	} else if cfg.DryRun {
+		return errors.New("export: --commit and dry_run contradict each other: drop one")
+	}
+
+	stop := make(chan struct{})
+	var once sync.Once
+	drained := func() { once.Do(func() { close(stop) }) }
+	e, err := engine.Start(cfg, engine.Options{Log: log, OnDrained: drained})
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+
+	sigs := make(chan os.Signal, 2)
+	// SIGPIPE too: a closed stdout (| head) then fails the write instead of
+	// killing the process before the engine stops.
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+
+	w := bufio.NewWriterSize(stdout, 1<<20)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	var written int64
+	var werr error
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+loop:
+	for {
+		if buf := e.Collect(); len(buf) > 0 {
+			n, err := writeRecords(enc, buf)
+			written += int64(n)
+			if err == nil {
+				err = w.Flush()
+			}
+			if err != nil {
+				// Not handed over: the cursor does not move past these.
+				werr = fmt.Errorf("export: writing to stdout: %v", err)
+				break
+			}
+			e.Handed()
+			continue
+		}
+		select {
+		case <-stop:
+			break loop
+		case s := <-sigs:
+			if s == syscall.SIGPIPE {
+				continue // the write that follows fails with EPIPE
+			}
+			log.Infof("%s: stopping", s)
+			break loop
+		case <-tick.C:
+		}
+	}
+	serr := e.Stop()
+	log.Infof("%d records written%s", written, map[bool]string{true: "; cursor saved", false: "; dry run: cursor not saved"}[*commit])
+	if werr != nil {
+		return werr
+	}
+	if serr != nil {
+		return fmt.Errorf("export: %v", serr)
+	}
+	return nil
+}
+
+// writeRecords writes each Fluent Bit event of buf as its body's JSON.
+func writeRecords(enc *json.Encoder, buf []byte) (int, error) {
+	n := 0
+	for len(buf) > 0 {
+		_, body, rest, err := record.Decode(buf)
+		if err != nil {
+			return n, fmt.Errorf("decoding a record: %v", err)
+		}
+		if err := enc.Encode(body); err != nil {
+			return n, err
+		}
+		n++
+		buf = rest
+	}
+	return n, nil
+}

@@ -1,0 +1,562 @@
+package setup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+)
+
+// noDNS resolves nothing, so tests do not depend on the machine's resolver.
+func noDNS(context.Context, string) ([]net.IP, error) {
+	return nil, errors.New("no such host")
+}
+
+// generated is one Configure run shared by the tests that only read it
+// (RSA key generation dominates the time).
+var generated struct {
+	once sync.Once
+	dir  string
+	res  *Result
+	err  error
+}
+
+func configured(t *testing.T) (string, *Result) {
+	t.Helper()
+	generated.once.Do(func() {
+		dir, err := os.MkdirTemp("", "setup-test-")
+		if err != nil {
+			generated.err = err
+			return
+		}
+		generated.dir = filepath.Join(dir, "out")
+		generated.res, generated.err = Configure(Options{
+			Dir: generated.dir, TeleportAddr: "teleport.example.com:443", Length: 2048,
+			DNSNames: []string{"fluentd.example.com", "does-not-resolve.invalid"},
+			Fluentd:  "localhost:24224", Plugin: "/opt/tfb/in_teleport.so", Lock: true,
+			Resolve: func(_ context.Context, host string) ([]net.IP, error) {
+				if host == "localhost" {
+					return []net.IP{net.ParseIP("127.0.0.1")}, nil
+				}
+				return nil, errors.New("no such host")
+			},
+		})
+	})
+	require.NoError(t, generated.err)
+	return generated.dir, generated.res
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if generated.dir != "" {
+		os.RemoveAll(filepath.Dir(generated.dir))
+	}
+	os.Exit(code)
+}
+
+func read(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	require.NoError(t, err)
+	return b
+}
+
+func parseCert(t *testing.T, pemBytes []byte) *x509.Certificate {
+	t.Helper()
+	b, _ := pem.Decode(pemBytes)
+	require.NotNil(t, b)
+	require.Equal(t, "CERTIFICATE", b.Type)
+	c, err := x509.ParseCertificate(b.Bytes)
+	require.NoError(t, err)
+	return c
+}
+
+// passphraseIn returns the private_key_passphrase a Fluentd config holds.
+func passphraseIn(t *testing.T, fluentConf []byte) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^\s*private_key_passphrase "([^"]+)"$`).FindSubmatch(fluentConf)
+	require.NotNil(t, m, "no private_key_passphrase")
+	return string(m[1])
+}
+
+func TestFilesAndModes(t *testing.T) {
+	dir, res := configured(t)
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "a new directory is 0700")
+	var want []string
+	for _, f := range Files {
+		want = append(want, filepath.Join(dir, f))
+		fi, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
+	}
+	assert.Equal(t, want, res.Files)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, len(Files), "nothing else (no temporary files) is left")
+	assert.Equal(t, []string{"fluentd.example.com does not resolve here; the server certificate names it by DNS name only",
+		"does-not-resolve.invalid does not resolve here; the server certificate names it by DNS name only"}, res.Notes)
+}
+
+func TestCertificatesChainVerify(t *testing.T) {
+	dir, _ := configured(t)
+	ca := parseCert(t, read(t, dir, CACertFile))
+	server := parseCert(t, read(t, dir, ServerCertFile))
+	client := parseCert(t, read(t, dir, ClientCertFile))
+	assert.True(t, ca.IsCA)
+	assert.Equal(t, 2048, ca.PublicKey.(*rsa.PublicKey).N.BitLen())
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+
+	for _, name := range []string{"fluentd.example.com", "does-not-resolve.invalid", "localhost", "127.0.0.1"} {
+		_, err := server.Verify(x509.VerifyOptions{Roots: pool, DNSName: name, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		assert.NoError(t, err, "server certificate for %s", name)
+	}
+	_, err := server.Verify(x509.VerifyOptions{Roots: pool, DNSName: "other.example.com"})
+	assert.Error(t, err, "a name not asked for is not in the certificate")
+	_, err = client.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	assert.NoError(t, err)
+	_, err = client.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	assert.Error(t, err, "the client certificate is for clients only")
+
+	// Each key belongs to its certificate; the CA and client keys are plain
+	// PKCS#8, the server key is encrypted.
+	_, err = tls.X509KeyPair(read(t, dir, CACertFile), read(t, dir, CAKeyFile))
+	assert.NoError(t, err)
+	_, err = tls.X509KeyPair(read(t, dir, ClientCertFile), read(t, dir, ClientKeyFile))
+	assert.NoError(t, err)
+	_, err = tls.X509KeyPair(read(t, dir, ServerCertFile), read(t, dir, ServerKeyFile))
+	assert.Error(t, err, "server.key is encrypted")
+	assert.True(t, time.Until(server.NotAfter) > 87000*time.Hour, "ten years by default")
+}
+
+// A TLS server like Fluentd's (server.crt, server.key decrypted with the
+// passphrase from fluent.conf, client certificates required and verified
+// against ca.crt) accepts client.crt, and rejects a client certificate of
+// another CA and a client without one.
+func TestMutualTLS(t *testing.T) {
+	dir, res := configured(t)
+	pass := passphraseIn(t, read(t, dir, FluentdConf))
+	assert.Equal(t, res.Passphrase, pass)
+	assert.Equal(t, pass, passphraseIn(t, read(t, dir, FluentdHTTP)))
+	key, err := DecryptKey(read(t, dir, ServerKeyFile), pass)
+	require.NoError(t, err)
+	_, err = DecryptKey(read(t, dir, ServerKeyFile), "wrong")
+	require.Error(t, err)
+
+	server := parseCert(t, read(t, dir, ServerCertFile))
+	ca := parseCert(t, read(t, dir, CACertFile))
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{server.Raw}, PrivateKey: key, Leaf: server}},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+	})
+	require.NoError(t, err)
+	defer lis.Close()
+	handshakes := make(chan error, 10)
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				err := c.(*tls.Conn).Handshake()
+				handshakes <- err
+				if err != nil {
+					return
+				}
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, "ack "+line)
+			}()
+		}
+	}()
+
+	good, err := tls.X509KeyPair(read(t, dir, ClientCertFile), read(t, dir, ClientKeyFile))
+	require.NoError(t, err)
+	exchange := func(certs []tls.Certificate) (string, error) {
+		cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+		if certs != nil {
+			// Offer the certificate whatever CAs the server names (Go's
+			// client would otherwise hold back one of another CA).
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &certs[0], nil }
+		}
+		c, err := tls.Dial("tcp", lis.Addr().String(), cfg)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "hello\n"); err != nil {
+			return "", err
+		}
+		// With TLS 1.3 a rejected client certificate shows on the first read.
+		return bufio.NewReader(c).ReadString('\n')
+	}
+	got, err := exchange([]tls.Certificate{good})
+	require.NoError(t, err)
+	assert.Equal(t, "ack hello\n", got)
+	require.NoError(t, <-handshakes)
+
+	_, err = exchange([]tls.Certificate{foreignClientCert(t)})
+	assert.Error(t, err, "a client certificate of another CA is rejected")
+	assert.ErrorContains(t, <-handshakes, "certificate signed by unknown authority")
+	_, err = exchange(nil)
+	assert.Error(t, err, "a client without a certificate is rejected")
+	assert.ErrorContains(t, <-handshakes, "client didn't provide a certificate")
+}
+
+// foreignClientCert is a client certificate from a CA of its own.
+func foreignClientCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "intruder"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// OpenSSL, which Fluentd (OpenSSL::PKey::RSA.new) and Fluent Bit use,
+// reads the encrypted server key with the passphrase.
+func TestOpenSSLReadsServerKey(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("no openssl binary")
+	}
+	dir, res := configured(t)
+	out, err := exec.Command(openssl, "rsa", "-in", filepath.Join(dir, ServerKeyFile), "-passin", "pass:"+res.Passphrase, "-check", "-noout").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "RSA key ok")
+	out, err = exec.Command(openssl, "rsa", "-in", filepath.Join(dir, ServerKeyFile), "-passin", "pass:wrong", "-noout").CombinedOutput()
+	assert.Error(t, err, "%s", out)
+}
+
+// The TOML loads through the plugin's own loader, with relative paths
+// resolved against the file.
+func TestTOMLLoadsThroughConf(t *testing.T) {
+	dir, _ := configured(t)
+	path := filepath.Join(dir, TOMLFile)
+	cfg, notices, err := conf.Load(func(k string) string {
+		if k == "config" {
+			return path
+		}
+		return ""
+	}, nil)
+	require.NoError(t, err)
+	assert.Empty(t, notices)
+	assert.Equal(t, "teleport.example.com:443", cfg.TeleportAddr)
+	assert.Equal(t, filepath.Join(dir, "identity"), cfg.Identity)
+	assert.Equal(t, filepath.Join(dir, "storage"), cfg.StorageDir)
+	assert.True(t, cfg.RefreshEnabled)
+	assert.Equal(t, time.Minute, cfg.RefreshInterval)
+	assert.True(t, cfg.LockEnabled)
+	assert.Equal(t, 5*time.Second, cfg.PollInterval)
+	assert.True(t, cfg.StartTime.IsZero())
+
+	// Without --lock, locking stays off; absolute paths are kept.
+	files, err := Render(Options{Dir: dir, TeleportAddr: "auth:3025", Identity: "/var/lib/tbot/identity", Storage: "/var/lib/tfb", Resolve: noDNS}, "p")
+	require.NoError(t, err)
+	other := filepath.Join(t.TempDir(), TOMLFile)
+	require.NoError(t, os.WriteFile(other, files[TOMLFile], 0o600))
+	cfg, _, err = conf.Load(func(k string) string {
+		if k == "config" {
+			return other
+		}
+		return ""
+	}, nil)
+	require.NoError(t, err)
+	assert.False(t, cfg.LockEnabled)
+	assert.Equal(t, "/var/lib/tbot/identity", cfg.Identity)
+	assert.Equal(t, "/var/lib/tfb", cfg.StorageDir)
+	assert.NotContains(t, string(files[RoleFile]), "lock")
+}
+
+func TestYAMLParses(t *testing.T) {
+	dir, _ := configured(t)
+
+	var fb struct {
+		Service  map[string]any `yaml:"service"`
+		Plugins  []string       `yaml:"plugins"`
+		Pipeline struct {
+			Inputs  []map[string]any `yaml:"inputs"`
+			Filters []map[string]any `yaml:"filters"`
+			Outputs []map[string]any `yaml:"outputs"`
+		} `yaml:"pipeline"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(read(t, dir, FluentBitYAML)))
+	dec.KnownFields(true)
+	require.NoError(t, dec.Decode(&fb))
+	assert.Equal(t, []string{"/opt/tfb/in_teleport.so"}, fb.Plugins)
+	assert.Equal(t, filepath.Join(dir, "buffer"), fb.Service["storage.path"])
+	require.Len(t, fb.Pipeline.Inputs, 1)
+	in := fb.Pipeline.Inputs[0]
+	assert.Equal(t, "teleport", in["name"])
+	assert.Equal(t, AuditTag, in["tag"])
+	assert.Equal(t, "filesystem", in["storage.type"])
+	assert.Equal(t, filepath.Join(dir, TOMLFile), in["config"])
+	require.Len(t, fb.Pipeline.Filters, 1)
+	assert.Equal(t, "rewrite_tag", fb.Pipeline.Filters[0]["name"])
+	assert.Equal(t, "$"+record.SessionIDField+" ^(.+)$ session.$1.log false", fb.Pipeline.Filters[0]["rule"])
+	require.Len(t, fb.Pipeline.Outputs, 1)
+	out := fb.Pipeline.Outputs[0]
+	assert.Equal(t, "forward", out["name"])
+	assert.Equal(t, "localhost", out["host"])
+	assert.Equal(t, 24224, out["port"])
+	assert.Equal(t, true, out["require_ack_response"])
+	assert.Equal(t, "on", out["tls"])
+	assert.Equal(t, "on", out["tls.verify"])
+	assert.Equal(t, filepath.Join(dir, CACertFile), out["tls.ca_file"])
+	assert.Equal(t, filepath.Join(dir, ClientCertFile), out["tls.crt_file"])
+	assert.Equal(t, filepath.Join(dir, ClientKeyFile), out["tls.key_file"])
+
+	// The role file: a role and a user, in two documents.
+	dec = yaml.NewDecoder(bytes.NewReader(read(t, dir, RoleFile)))
+	var docs []map[string]any
+	for {
+		var d map[string]any
+		if err := dec.Decode(&d); err == io.EOF {
+			break
+		} else {
+			require.NoError(t, err)
+		}
+		docs = append(docs, d)
+	}
+	require.Len(t, docs, 2)
+	assert.Equal(t, "role", docs[0]["kind"])
+	assert.Equal(t, "user", docs[1]["kind"])
+	rules := docs[0]["spec"].(map[string]any)["allow"].(map[string]any)["rules"].([]any)
+	assert.Equal(t, []any{
+		map[string]any{"resources": []any{"event", "session"}, "verbs": []any{"list", "read"}},
+		map[string]any{"resources": []any{"lock"}, "verbs": []any{"create", "update"}},
+	}, rules)
+	assert.Equal(t, []any{RoleName}, docs[1]["spec"].(map[string]any)["roles"])
+}
+
+// section is one [SECTION] of a classic Fluent Bit config.
+type section struct {
+	name string
+	kv   map[string]string
+}
+
+func parseClassic(t *testing.T, b []byte) []section {
+	t.Helper()
+	var out []section
+	for i, line := range strings.Split(string(b), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+		case strings.HasPrefix(trimmed, "[") && strings.HasSuffix(trimmed, "]"):
+			require.Equal(t, trimmed, line, "line %d: a section header starts the line", i+1)
+			out = append(out, section{name: trimmed[1 : len(trimmed)-1], kv: map[string]string{}})
+		default:
+			require.NotEmpty(t, out, "line %d: a key outside any section", i+1)
+			require.True(t, strings.HasPrefix(line, "    "), "line %d: keys are indented", i+1)
+			f := strings.Fields(trimmed)
+			require.GreaterOrEqual(t, len(f), 2, "line %d: key without value", i+1)
+			k := strings.ToLower(f[0])
+			_, dup := out[len(out)-1].kv[k]
+			require.False(t, dup, "line %d: %s given twice", i+1, k)
+			out[len(out)-1].kv[k] = strings.TrimSpace(strings.TrimPrefix(trimmed, f[0]))
+		}
+	}
+	return out
+}
+
+func TestFluentBitConf(t *testing.T) {
+	dir, _ := configured(t)
+	secs := parseClassic(t, read(t, dir, FluentBitConf))
+	var names []string
+	for _, s := range secs {
+		names = append(names, s.name)
+	}
+	require.Equal(t, []string{"SERVICE", "INPUT", "FILTER", "OUTPUT"}, names)
+	svc, in, filter, out := secs[0].kv, secs[1].kv, secs[2].kv, secs[3].kv
+	assert.Equal(t, filepath.Join(dir, PluginsConf), svc["plugins_file"])
+	assert.Equal(t, filepath.Join(dir, "buffer"), svc["storage.path"])
+	assert.Equal(t, map[string]string{"name": "teleport", "tag": AuditTag, "storage.type": "filesystem",
+		"config": filepath.Join(dir, TOMLFile)}, in)
+	assert.Equal(t, "rewrite_tag", filter["name"])
+	assert.Equal(t, AuditTag, filter["match"])
+	assert.Equal(t, "$recording_session_id ^(.+)$ session.$1.log false", filter["rule"])
+	assert.Equal(t, "filesystem", filter["emitter_storage.type"])
+	for k, v := range map[string]string{
+		"name": "forward", "host": "localhost", "port": "24224", "require_ack_response": "true",
+		"tls": "on", "tls.verify": "on", "tls.verify_hostname": "on",
+		"tls.ca_file": filepath.Join(dir, CACertFile), "tls.crt_file": filepath.Join(dir, ClientCertFile),
+		"tls.key_file": filepath.Join(dir, ClientKeyFile),
+	} {
+		assert.Equal(t, v, out[k], k)
+	}
+	// No [PLUGINS] section in the main file (it aborts Fluent Bit 5.1):
+	// plugins.conf holds it.
+	plugins := parseClassic(t, read(t, dir, PluginsConf))
+	require.Len(t, plugins, 1)
+	assert.Equal(t, "PLUGINS", plugins[0].name)
+	assert.Equal(t, map[string]string{"path": "/opt/tfb/in_teleport.so"}, plugins[0].kv)
+}
+
+func TestFluentdConf(t *testing.T) {
+	dir, res := configured(t)
+	for _, f := range []struct {
+		name, typ, port string
+	}{{FluentdConf, "forward", "24224"}, {FluentdHTTP, "http", "8888"}} {
+		s := string(read(t, dir, f.name))
+		assert.Contains(t, s, "  @type "+f.typ+"\n", f.name)
+		assert.Contains(t, s, "  port "+f.port+"\n", f.name)
+		for _, want := range []string{
+			"  <transport tls>\n",
+			`    ca_path "` + filepath.Join(dir, CACertFile) + `"` + "\n",
+			`    cert_path "` + filepath.Join(dir, ServerCertFile) + `"` + "\n",
+			`    private_key_path "` + filepath.Join(dir, ServerKeyFile) + `"` + "\n",
+			`    private_key_passphrase "` + res.Passphrase + `"` + "\n",
+			"    client_cert_auth true\n",
+			"  </transport>\n",
+			"<match teleport.**>\n", "<match session.**>\n",
+		} {
+			assert.Contains(t, s, want, f.name)
+		}
+		// Balanced directives.
+		assert.Equal(t, strings.Count(s, "<source>"), strings.Count(s, "</source>"))
+		assert.Equal(t, strings.Count(s, "<match "), strings.Count(s, "</match>"))
+	}
+}
+
+func TestRefusesToOverwrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	o := Options{Dir: dir, TeleportAddr: "auth:3025", Length: 1024, Resolve: noDNS}
+	_, err := Configure(o)
+	require.NoError(t, err)
+	before := read(t, dir, CACertFile)
+
+	_, err = Configure(o)
+	var exists *ExistsError
+	require.ErrorAs(t, err, &exists)
+	assert.Equal(t, filepath.Join(dir, CACertFile), exists.Path)
+	assert.Equal(t, filepath.Join(dir, CACertFile)+" already exists; refusing to overwrite it (use --force to replace every generated file)", err.Error())
+	assert.Equal(t, before, read(t, dir, CACertFile))
+
+	o.Force = true
+	res, err := Configure(o)
+	require.NoError(t, err)
+	assert.Len(t, res.Files, len(Files))
+	assert.NotEqual(t, before, read(t, dir, CACertFile), "--force replaces")
+	fi, err := os.Stat(filepath.Join(dir, CACertFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	// Any one existing file stops the run before anything is written.
+	other := filepath.Join(t.TempDir(), "x")
+	require.NoError(t, os.MkdirAll(other, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(other, FluentdConf), []byte("mine"), 0o644))
+	o.Dir, o.Force = other, false
+	_, err = Configure(o)
+	require.ErrorAs(t, err, &exists)
+	assert.Equal(t, filepath.Join(other, FluentdConf), exists.Path)
+	entries, err := os.ReadDir(other)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1)
+	fi, err = os.Stat(other)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o755), fi.Mode().Perm(), "an existing directory keeps its mode")
+}
+
+func TestNames(t *testing.T) {
+	// The Fluentd host is added; IPs given as names become IP SANs; a name
+	// that does not resolve is fine.
+	var asked []string
+	var mu sync.Mutex
+	n, err := Options{Dir: "x", TeleportAddr: "a:1", DNSNames: []string{"fluentd", "10.0.0.5", "fluentd"},
+		Fluentd: "logs.internal:24224", Resolve: func(_ context.Context, h string) ([]net.IP, error) {
+			mu.Lock()
+			asked = append(asked, h)
+			mu.Unlock()
+			if h == "fluentd" {
+				return []net.IP{net.ParseIP("172.18.0.3")}, nil
+			}
+			return nil, errors.New("nxdomain")
+		}}.normalize()
+	require.NoError(t, err)
+	notes := n.resolve()
+	assert.Equal(t, []string{"fluentd", "logs.internal"}, n.DNSNames)
+	assert.Equal(t, []string{"logs.internal does not resolve here; the server certificate names it by DNS name only"}, notes)
+	assert.Equal(t, "[10.0.0.5 172.18.0.3]", ipsString(n.ips))
+	assert.ElementsMatch(t, []string{"fluentd", "logs.internal"}, asked)
+
+	// With --ip, nothing is looked up.
+	n, err = Options{Dir: "x", TeleportAddr: "a:1", IPs: []string{"192.0.2.1"}, Resolve: func(context.Context, string) ([]net.IP, error) {
+		t.Fatal("looked up")
+		return nil, nil
+	}}.normalize()
+	require.NoError(t, err)
+	assert.Empty(t, n.resolve())
+	assert.Equal(t, []string{"localhost"}, n.DNSNames, "the Fluentd host")
+	assert.Equal(t, "[192.0.2.1]", ipsString(n.ips))
+}
+
+func ipsString(ips []net.IP) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+func TestInvalidOptions(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{TeleportAddr: "a:1"}, "no output directory given"},
+		{Options{Dir: "d", TeleportAddr: "teleport.example.com"}, `invalid Teleport address "teleport.example.com": expected host:port`},
+		{Options{Dir: "d", TeleportAddr: "a:99999"}, `port must be a number from 1 to 65535`},
+		{Options{Dir: "d", TeleportAddr: "a:1", Length: 512}, "invalid --length 512: must be one of 1024, 2048, 3072, 4096"},
+		{Options{Dir: "d", TeleportAddr: "a:1", TTL: -time.Hour}, "invalid --ttl -1h0m0s: must be positive"},
+		{Options{Dir: "d", TeleportAddr: "a:1", IPs: []string{"300.1.1.1"}}, `invalid --ip "300.1.1.1": not an IP address`},
+		{Options{Dir: "d", TeleportAddr: "a:1", DNSNames: []string{"bad name"}}, `invalid DNS name "bad name"`},
+		{Options{Dir: "d", TeleportAddr: "a:1", Fluentd: "fluentd"}, `invalid Fluentd address (--fluentd) "fluentd"`},
+		{Options{Dir: "d", TeleportAddr: "a:1", Plugin: "in_teleport.so"}, "invalid plugin path in_teleport.so: must be absolute"},
+		{Options{Dir: `d"x`, TeleportAddr: "a:1"}, "contains a character the generated configuration files cannot carry"},
+	} {
+		_, err := Configure(tc.o)
+		require.Error(t, err, "%+v", tc.o)
+		assert.Contains(t, err.Error(), tc.want)
+		assert.NotContains(t, err.Error(), "\n")
+	}
+}
