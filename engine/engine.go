@@ -134,6 +134,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		store.Close()
 		return nil, err
 	}
+	fresh := false
 	if st == nil {
 		start := cfg.StartTime
 		if start.IsZero() {
@@ -141,13 +142,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 			start = opts.Now()
 		}
 		st = cursor.New(start)
-		if !cfg.DryRun {
-			// Fix start_time now, so a later run with another one is refused.
-			if err := store.Save(st); err != nil {
-				store.Close()
-				return nil, fmt.Errorf("storage_dir %s: cannot write the initial state: %w", cfg.StorageDir, err)
-			}
-		}
+		fresh = true
 		e.log.Infof("first run: exporting events from %s (start_time)", st.StartTime.Format(time.RFC3339Nano))
 	} else {
 		if !cfg.StartTime.IsZero() && !cfg.StartTime.Equal(st.StartTime) {
@@ -184,6 +179,17 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		}
 		e.stopMetrics, e.metricsAddr = stop, bound
 		e.log.Infof("serving Prometheus metrics on http://%s/metrics", bound)
+	}
+	if fresh && !cfg.DryRun {
+		// Fix start_time now, so a later run with another one is refused.
+		// Last of the checks: a run refused at Init leaves no state behind.
+		if err := store.Save(st); err != nil {
+			if e.stopMetrics != nil {
+				e.stopMetrics()
+			}
+			store.Close()
+			return nil, fmt.Errorf("storage_dir %s: cannot write the initial state: %w", cfg.StorageDir, err)
+		}
 	}
 
 	e.ctx, e.cancel = context.WithCancel(context.Background())

@@ -139,7 +139,11 @@ func (c *Credentials) RunRefresh(ctx context.Context, every time.Duration, log *
 			return
 		case <-t.C:
 		}
-		if err := c.dynamic.Reload(); err != nil {
+		err := readable("teleport_identity", c.path) // a FIFO would block the reload
+		if err == nil {
+			err = c.dynamic.Reload()
+		}
+		if err != nil {
 			if !failing {
 				log.Warnf("teleport_identity %s: reload failed, keeping the previous certificate: %s", c.path, oneLine(err))
 			}

@@ -237,7 +237,21 @@ func (s *SessionSource) giveUpLocked(ctx context.Context, j *job, sink Sink, for
 // stream fetches events from j.next on; done is true once the recording
 // ended and its end was queued.
 func (s *SessionSource) stream(ctx context.Context, j *job, sink Sink) (got int, done bool, err error) {
-	events, errs := s.API.StreamUnstructuredSessionEvents(ctx, j.id, j.next)
+	from := j.next
+	var recent [64]int64 // indices seen lately in this stream, to drop repeats
+	for i := range recent {
+		recent[i] = -1
+	}
+	seen := func(idx int64) bool {
+		for _, r := range recent {
+			if r == idx {
+				return true
+			}
+		}
+		recent[idx%int64(len(recent))] = idx
+		return false
+	}
+	events, errs := s.API.StreamUnstructuredSessionEvents(ctx, j.id, from)
 	for {
 		select {
 		case ev, ok := <-events:
@@ -247,15 +261,18 @@ func (s *SessionSource) stream(ctx context.Context, j *job, sink Sink) (got int,
 				}
 				return got, true, nil
 			}
-			if ev.GetIndex() < j.next {
-				continue // a server that resends what we asked to skip
+			if ev.GetIndex() < from || seen(ev.GetIndex()) {
+				continue // a server that resends what we asked to skip, or repeats itself
 			}
+			// An event out of index order is exported too, but the resume
+			// point never moves back.
+			next := max(j.next, ev.GetIndex()+1)
 			it := s.encode(ev, j.id)
-			it.Pos = cursor.Pos{Kind: cursor.PosSession, ID: j.id, Index: ev.GetIndex() + 1}
+			it.Pos = cursor.Pos{Kind: cursor.PosSession, ID: j.id, Index: next}
 			if err := sink.Put(ctx, it); err != nil {
 				return got, false, err
 			}
-			j.next = ev.GetIndex() + 1
+			j.next = next
 			got++
 		case err := <-errs:
 			return got, false, err

@@ -43,7 +43,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building the host:", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// Whatever ran (-run, -shuffle), no host log line may carry key material.
+	if bad, _, _, err := scanHostLogs(); code == 0 && (err != nil || len(bad) > 0) {
+		fmt.Fprintln(os.Stderr, "key material in host logs:", err, bad)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // rig is one Teleport stand-in plus the files a plugin run needs.
