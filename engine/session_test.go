@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,17 +112,9 @@ func TestMissingRecordingRetriedThenGivenUp(t *testing.T) {
 	assert.Equal(t, 1, count(h.log.String(), "giving up"), "one warning naming the session")
 }
 
-func contains(s, sub string) bool { return count(s, sub) > 0 }
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-func count(s, sub string) int {
-	n := 0
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			n++
-		}
-	}
-	return n
-}
+func count(s, sub string) int { return strings.Count(s, sub) }
 
 func isSubset(all, sub []string) bool {
 	have := make(map[string]bool, len(all))

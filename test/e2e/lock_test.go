@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,19 +95,10 @@ func TestLockDeniedAndDryRun(t *testing.T) {
 
 func countLines(log, sub string) int {
 	n := 0
-	for _, l := range splitLines(log) {
-		if contains(l, sub) {
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, sub) {
 			n++
 		}
 	}
 	return n
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
