@@ -9,7 +9,7 @@ CLI     := $(BUILD)/teleport-fluent-bit
 HOST    := $(BUILD)/flbhost
 AUTH    := $(BUILD)/teleportd
 
-.PHONY: all build test unit e2e demo vet clean FORCE
+.PHONY: all build test unit e2e demo vet clean fuzz fuzz-short FORCE
 
 all: build
 
@@ -43,6 +43,34 @@ e2e: build
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+
+## fuzz: every fuzz target (any func Fuzz* in a _test.go file) for FUZZTIME each
+## (default 60s); new failing inputs land in the package's testdata/fuzz/<Name>/
+## fuzz-short: the same for FUZZTIME=5s each, the CI-length run
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for name in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //' | sort -u); do \
+			echo "== $$dir $$name ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$dir; \
+		done; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+## bench: the benchmark of issue 6 against the Teleport stand-in holding N events
+## (default 1,000,000; `make bench N=5000000`): the plugin in the Fluent Bit
+## stand-in, the bare drain, the per-event POST baseline, freshness and restart
+## time, printed as one table (also in build/bench/results.md). BENCHFLAGS
+## passes more flags to test/bench (see go run ./test/bench -h).
+N          ?= 1000000
+BENCHFLAGS ?=
+BENCHBIN   := $(BUILD)/benchmark
+.PHONY: bench
+bench: build
+	$(GO) build $(GOFLAGS) -o $(BENCHBIN) ./test/bench
+	$(BENCHBIN) -n $(N) -bin $(BUILD) -dir $(BUILD)/bench $(BENCHFLAGS)
 
 ## demo: a local Teleport stand-in with a live stream of events, exported by the plugin
 demo: build

@@ -8,12 +8,24 @@ import (
 )
 
 // itemOverhead is what a queued item costs beyond its data (the Item itself
-// and its cursor strings), so that position-only items count too.
+// and its cursor strings), so that position-only items count too. It also
+// bounds the number of queued items: at most maxBytes/itemOverhead.
 const itemOverhead = 256
 
-// maxItems bounds the number of queued items (and so the ring's size) when
-// they are mostly small, e.g. a long run of filtered events.
-const maxItems = 1 << 16
+// blockItems is the number of items per block of the queue's storage.
+const blockItems = 512
+
+// maxSpare is the number of emptied blocks kept for reuse (~1.7 MB): a
+// callback's take frees many blocks at once, which producers then refill.
+const maxSpare = 16
+
+// block is a piece of the queue's storage: the queue is a list of blocks, so
+// that its memory follows what it holds (a ring that doubles keeps its
+// largest size forever), and no item is ever moved once queued.
+type block struct {
+	items [blockItems]record.Item
+	next  *block
+}
 
 // Queue is the bounded FIFO between the sources and Fluent Bit's callbacks.
 // Put blocks while the queue holds maxBytes; that back-pressure is what keeps
@@ -21,15 +33,20 @@ const maxItems = 1 << 16
 type Queue struct {
 	mu       sync.Mutex
 	notFull  chan struct{} // closed and replaced whenever room is made
-	items    []record.Item // ring buffer
-	head, n  int
+	head     *block        // oldest items, from hi on
+	tail     *block        // newest items, up to ti
+	hi, ti   int
+	spare    *block // emptied blocks kept for reuse (a list, up to maxSpare)
+	nspare   int
+	n        int
 	bytes    int
 	maxBytes int
 }
 
 // NewQueue returns a queue bounded to maxBytes of queued data.
 func NewQueue(maxBytes int) *Queue {
-	return &Queue{maxBytes: maxBytes, notFull: make(chan struct{}), items: make([]record.Item, 1024)}
+	b := &block{}
+	return &Queue{maxBytes: maxBytes, notFull: make(chan struct{}), head: b, tail: b}
 }
 
 func size(it *record.Item) int { return len(it.Data) + itemOverhead }
@@ -40,8 +57,8 @@ func (q *Queue) Put(ctx context.Context, it record.Item) error {
 	sz := size(&it)
 	for {
 		q.mu.Lock()
-		if q.n == 0 || (q.bytes+sz <= q.maxBytes && q.n < maxItems) {
-			q.push(it)
+		if q.n == 0 || q.bytes+sz <= q.maxBytes {
+			q.push(&it)
 			q.bytes += sz
 			q.mu.Unlock()
 			return nil
@@ -56,15 +73,20 @@ func (q *Queue) Put(ctx context.Context, it record.Item) error {
 	}
 }
 
-func (q *Queue) push(it record.Item) {
-	if q.n == len(q.items) {
-		grown := make([]record.Item, 2*len(q.items))
-		for i := 0; i < q.n; i++ {
-			grown[i] = q.items[(q.head+i)%len(q.items)]
+func (q *Queue) push(it *record.Item) {
+	if q.ti == blockItems {
+		b := q.spare
+		if b != nil {
+			q.spare, b.next = b.next, nil
+			q.nspare--
+		} else {
+			b = &block{}
 		}
-		q.items, q.head = grown, 0
+		q.tail.next = b
+		q.tail, q.ti = b, 0
 	}
-	q.items[(q.head+q.n)%len(q.items)] = it
+	q.tail.items[q.ti] = *it
+	q.ti++
 	q.n++
 }
 
@@ -84,7 +106,17 @@ func (q *Queue) take(dst []record.Item, budget int, strict bool) []record.Item {
 	defer q.mu.Unlock()
 	used, took, moved := 0, strict, false
 	for q.n > 0 {
-		it := &q.items[q.head]
+		if q.hi == blockItems {
+			// The head block is used up: move to the next one.
+			b := q.head
+			q.head, q.hi = b.next, 0
+			b.next = nil
+			if q.nspare < maxSpare {
+				b.next, q.spare = q.spare, b
+				q.nspare++
+			}
+		}
+		it := &q.head.items[q.hi]
 		if took && used+len(it.Data) > budget {
 			break
 		}
@@ -94,8 +126,11 @@ func (q *Queue) take(dst []record.Item, budget int, strict bool) []record.Item {
 		q.bytes -= size(it)
 		dst = append(dst, *it)
 		*it = record.Item{}
-		q.head = (q.head + 1) % len(q.items)
+		q.hi++
 		q.n--
+	}
+	if q.n == 0 && q.head == q.tail {
+		q.hi, q.ti = 0, 0 // start the only block over
 	}
 	if moved {
 		close(q.notFull)

@@ -3,6 +3,7 @@ package teleport
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ type ExportSource struct {
 	Log         *logging.Logger
 	Now         func() time.Time
 	Metrics     *metrics.Metrics
+
+	nameless map[string]bool // days with a nameless chunk already warned about
 }
 
 // Run exports from st (the source's own working copy: it runs ahead of what
@@ -155,6 +158,19 @@ func (s *ExportSource) listChunks(ctx context.Context, date time.Time) ([]string
 		if err == nil {
 			f.ok()
 			sort.Strings(chunks)
+			chunks = slices.Compact(chunks) // a chunk listed twice is exported once
+			if len(chunks) > 0 && chunks[0] == "" {
+				// It can neither be asked for nor held in the cursor, which
+				// would then refuse every save and stall the export.
+				chunks = chunks[1:]
+				if day := date.Format(cursor.DayLayout); !s.nameless[day] {
+					if s.nameless == nil {
+						s.nameless = map[string]bool{}
+					}
+					s.nameless[day] = true
+					s.Log.Warnf("listing export chunks of %s: the Auth Service listed a chunk without a name; it cannot be exported and is skipped", day)
+				}
+			}
 			return chunks, nil
 		}
 		if ctx.Err() != nil {
@@ -174,23 +190,14 @@ func (s *ExportSource) listChunks(ctx context.Context, date time.Time) ([]string
 // the chunk is done (and its end is queued), or ctx's error.
 func (s *ExportSource) exportChunk(ctx context.Context, date time.Time, day, chunk, from string, sink Sink) error {
 	f := newFailures(s.Log, fmt.Sprintf("exporting chunk %s of %s", chunk, day), s.Metrics, metrics.ErrExport)
+	sl := &slab{}
 	for {
-		str := s.API.ExportUnstructuredEvents(ctx, &auditlogpb.ExportUnstructuredEventsRequest{
+		n, err, putErr := s.streamChunk(ctx, &auditlogpb.ExportUnstructuredEventsRequest{
 			Date: timestamppb.New(date), Chunk: chunk, Cursor: from,
-		})
-		n := 0
-		for str.Next() {
-			ev := str.Item()
-			it := encode(ev.GetEvent(), s.Filter, s.Log)
-			it.Pos = cursor.Pos{Kind: cursor.PosChunk, Day: day, Chunk: chunk, Cursor: ev.GetCursor()}
-			if err := sink.Put(ctx, it); err != nil {
-				str.Done()
-				return err
-			}
-			from = ev.GetCursor()
-			n++
+		}, day, chunk, &from, sink, sl)
+		if putErr != nil {
+			return putErr
 		}
-		err := str.Done()
 		if err == nil {
 			f.ok()
 			return sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosChunkDone, Day: day, Chunk: chunk}})

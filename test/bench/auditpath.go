@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/gravitational/teleport/api/client"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/engine"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport"
+)
+
+// The audit path alone: the plugin's bulk export source (the same code,
+// Concurrency chunks at a time), the engine's queue, and a loop that every
+// second takes callback_bytes, copies them into one buffer and commits the
+// cursor (apply + durable save), like Collect and Handed. No session
+// recordings and no locking. It runs as a child process (bench
+// -audit-path-child) so that its CPU time and peak RSS are its own.
+
+type auditPathResult struct {
+	N       int64   `json:"n"`
+	WallS   float64 `json:"wall_s"`   // process start to the take that completed n
+	CPUS    float64 `json:"cpu_s"`    // CPU time by then
+	HWM     int64   `json:"hwm"`      // peak RSS by then
+	Steady  float64 `json:"steady"`   // events/s from the first take with records on
+	MaxTake int64   `json:"max_take"` // largest take (records)
+}
+
+func (a *auditPathResult) rate() float64 { return float64(a.N) / a.WallS }
+
+func (a *auditPathResult) String() string {
+	return fmt.Sprintf("%d events in %.2fs: %.0f events/s (steady %.0f/s, largest take %d records); CPU %.1f s/M events; peak RSS %s",
+		a.N, a.WallS, a.rate(), a.Steady, a.MaxTake, a.CPUS/float64(a.N)*1e6, mb(a.HWM))
+}
+
+// runAuditPath runs this program as the audit-path child.
+func runAuditPath(c *config, auth *authProc, start time.Time, memLimit string) (*auditPathResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	storage := filepath.Join(c.dir, "audit-path", "storage")
+	os.RemoveAll(storage)
+	cmd := exec.Command(self, "-audit-path-child",
+		"-child-addr", auth.addr, "-child-identity", auth.identity, "-child-storage", storage,
+		"-child-start", start.Format(time.RFC3339Nano), "-n", strconv.FormatInt(c.n, 10),
+		"-concurrency", strconv.Itoa(c.concurrency), "-callback-bytes", c.callbackBytes, "-queue-bytes", c.queueBytes,
+		"-take-window", c.takeWindow.String())
+	cmd.Stderr = os.Stderr
+	if memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("audit-path child: %v", err)
+	}
+	var r auditPathResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("audit-path child said %q: %v", out, err)
+	}
+	return &r, nil
+}
+
+// auditPathChild is the child's main.
+func auditPathChild(addr, identity, storage, startS string, n int64, concurrency int, callbackBytes, queueBytes string, window time.Duration) error {
+	t0 := time.Now()
+	cfg, _, err := conf.Load(func(k string) string {
+		return map[string]string{"teleport_addr": addr, "storage_dir": storage, "teleport_identity": identity,
+			"callback_bytes": callbackBytes, "queue_bytes": queueBytes}[k]
+	}, nil)
+	if err != nil {
+		return err
+	}
+	from, err := time.Parse(time.RFC3339Nano, startS)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	clt, err := teleport.Dial(ctx, addr, client.LoadIdentityFile(identity))
+	if err != nil {
+		return err
+	}
+	defer clt.Close()
+	store, err := cursor.Open(storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	st := cursor.New(from)
+	work := &cursor.Export{NextDay: from.UTC().Format(cursor.DayLayout)}
+	// The engine's audit queue: half of queue_bytes (the other half is the
+	// recordings').
+	q := engine.NewQueue(cfg.QueueBytes / 2)
+	quiet := logging.New(io.Discard, "teleport")
+	src := &teleport.ExportSource{API: clt, Filter: teleport.NewFilter(nil, nil, from), Concurrency: concurrency,
+		Poll: time.Hour, Log: quiet, Now: time.Now}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = src.Run(rctx, work, q) }()
+
+	var items []record.Item
+	var records, firstRecs int64
+	var first time.Time
+	res := &auditPathResult{}
+	next := t0
+	for records < n {
+		next = next.Add(time.Second)
+		time.Sleep(time.Until(next))
+		items = q.Take(items[:0], cfg.CallbackBytes)
+		size := 0
+		for k := range items {
+			size += len(items[k].Data)
+		}
+		// With a take window, the "callback" keeps taking what the
+		// fetchers add (the queue can then hold less than a second).
+		for end := time.Now().Add(window); size < cfg.CallbackBytes && time.Now().Before(end); {
+			time.Sleep(2 * time.Millisecond)
+			k0 := len(items)
+			items = q.TakeUpTo(items, cfg.CallbackBytes-size)
+			for k := k0; k < len(items); k++ {
+				size += len(items[k].Data)
+			}
+		}
+		buf := make([]byte, 0, size)
+		took := int64(0)
+		for k := range items {
+			buf = append(buf, items[k].Data...)
+			if items[k].Data != nil {
+				took++
+			}
+			if items[k].Pos.Kind != 0 {
+				st.Apply(&items[k].Pos)
+			}
+			items[k] = record.Item{}
+		}
+		_ = buf
+		if len(items) > 0 {
+			if err := store.Save(st); err != nil {
+				return err
+			}
+		}
+		if took > 0 && first.IsZero() {
+			first, firstRecs = time.Now(), took
+		}
+		records += took
+		res.MaxTake = max(res.MaxTake, took)
+	}
+	res.N = records
+	res.WallS = time.Since(t0).Seconds()
+	res.CPUS = selfCPU().Seconds()
+	res.HWM, _ = procHWM(os.Getpid())
+	if d := time.Since(first).Seconds(); d > 0 {
+		res.Steady = float64(records-firstRecs) / d
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
