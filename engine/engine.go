@@ -85,6 +85,14 @@ type Engine struct {
 	metricsAddr string
 }
 
+// maxActiveSessions bounds the recordings announced and not yet exported
+// (waiting for a retry excepted) before audit hand-over waits for them.
+// A variable so tests can lower it.
+var maxActiveSessions = 2048
+
+// emptyQueue stands in for a queue that gives nothing this callback.
+var emptyQueue = NewQueue(1)
+
 // ErrStartTime is returned when start_time differs from the one fixed on the
 // first run.
 var ErrStartTime = errors.New("start_time differs from the stored start time")
@@ -346,4 +354,12 @@ func oneLine(err error) string {
 		}
 	}
 	return string(b)
+}
+
+// SoftMemoryLimit is the Go heap limit the plugin asks for: what the
+// configuration bounds (the queue, and a callback's records held twice while
+// being copied for Fluent Bit) plus room for the client and buffers. Go's GC
+// otherwise lets the heap grow to twice what is live.
+func SoftMemoryLimit(cfg *conf.Config) int64 {
+	return int64(cfg.QueueBytes) + 2*int64(cfg.CallbackBytes) + 64<<20
 }

@@ -36,6 +36,14 @@ func (e *Engine) Collect() []byte {
 	if e.flip {
 		first, second = second, first
 	}
+	if _, active := e.sessions.Pending(); active >= maxActiveSessions {
+		// Recordings announced faster than they are exported: hold audit
+		// events back until they catch up, so the state (rewritten at every
+		// commit) and memory stay bounded however many sessions a backlog
+		// announces. Recordings waiting for a retry do not count: a missing
+		// one never holds up audit export.
+		first, second = e.sessQ, emptyQueue
+	}
 	e.flip = !e.flip
 	budget := e.cfg.CallbackBytes
 	items := first.TakeUpTo(e.spare[:0], budget/2)

@@ -128,3 +128,39 @@ func isSubset(all, sub []string) bool {
 	}
 	return true
 }
+
+// A backlog announcing more recordings than are exported meanwhile holds
+// audit events back, so the sessions in the state stay bounded; every
+// recording still arrives.
+func TestManySessionsStayBounded(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.SkipSessionTypes = nil
+	h.cfg.CallbackBytes = 64 << 10 // a few hundred announcements per callback at most
+	saved := maxActiveSessions
+	maxActiveSessions = 100
+	defer func() { maxActiveSessions = saved }()
+	const n = 3000
+	var recs []string
+	for i := 0; i < n; i++ {
+		recs = append(recs, h.auth.addSession(fmt.Sprintf("many-%05d", i), start.Add(time.Duration(i)*time.Second), 2)...)
+	}
+	e := h.start()
+	var got []string
+	peak := 0
+	for deadline := time.Now().Add(30 * time.Second); len(got) < 2*n+len(recs) && time.Now().Before(deadline); {
+		if b := e.Collect(); len(b) > 0 {
+			got = append(got, uids(t, b)...)
+			e.Handed()
+		} else {
+			time.Sleep(2 * time.Millisecond)
+		}
+		e.mu.Lock()
+		peak = max(peak, len(e.committed.Sessions))
+		e.mu.Unlock()
+	}
+	require.NoError(t, e.Stop())
+	assert.Len(t, got, 2*n+len(recs))
+	assert.True(t, isSubset(got, recs), "every recording event")
+	assert.LessOrEqual(t, peak, maxActiveSessions+250, "sessions in the state stay bounded (one callback may announce ~200 more)")
+	t.Logf("peak sessions in the state: %d", peak)
+}

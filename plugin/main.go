@@ -84,6 +84,9 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 		return flbError
 	}
 	log.SetDebug(cfg.Debug)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(engine.SoftMemoryLimit(cfg))
+	}
 	for _, n := range notices {
 		log.Infof("%s", n)
 	}

@@ -1,6 +1,7 @@
 package teleport
 
 import (
+	"container/heap"
 	"context"
 	"sync"
 	"time"
@@ -44,12 +45,14 @@ type SessionSource struct {
 	Now     func() time.Time
 	Metrics *metrics.Metrics
 
-	once    sync.Once
-	skip    map[string]bool
-	mu      sync.Mutex
-	jobs    map[string]*job // every session not finished
-	running int
-	wake    chan struct{}
+	once     sync.Once
+	skip     map[string]bool
+	mu       sync.Mutex
+	jobs     map[string]*job // every session not finished
+	sched    schedule        // the jobs not running
+	running  int
+	retrying int // jobs waiting after a failure
+	wake     chan struct{}
 }
 
 type job struct {
@@ -62,6 +65,31 @@ type job struct {
 	running   bool
 	attempts  int // failures other than NotFound in a row
 	missing   int // NotFound answers in a row
+	idx       int // position in the schedule heap; -1 when not in it
+}
+
+// schedule is a min-heap of the jobs not running, earliest notBefore first,
+// so a wake-up costs O(log n) whatever the number of known sessions.
+type schedule []*job
+
+func (h schedule) Len() int           { return len(h) }
+func (h schedule) Less(i, j int) bool { return h[i].notBefore.Before(h[j].notBefore) }
+func (h schedule) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *schedule) Push(x any) {
+	j := x.(*job)
+	j.idx = len(*h)
+	*h = append(*h, j)
+}
+func (h *schedule) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	j.idx = -1
+	return j
 }
 
 func (s *SessionSource) init() {
@@ -88,18 +116,20 @@ func (s *SessionSource) Add(id string, ss cursor.Session) {
 	if j, ok := s.jobs[id]; ok {
 		if j.byEnd && !ss.ByEnd {
 			j.byEnd = false
-			if !j.running && !j.retrying {
+			if !j.running && !j.retrying && j.idx >= 0 {
 				j.notBefore = time.Time{}
+				heap.Fix(&s.sched, j.idx)
 				s.signal()
 			}
 		}
 		return
 	}
-	j := &job{id: id, next: ss.Next, announced: ss.Announced, byEnd: ss.ByEnd}
+	j := &job{id: id, next: ss.Next, announced: ss.Announced, byEnd: ss.ByEnd, idx: -1}
 	if ss.ByEnd && ss.Next == 0 {
 		j.notBefore = s.Now().Add(s.EndWait)
 	}
 	s.jobs[id] = j
+	heap.Push(&s.sched, j)
 	s.signal()
 }
 
@@ -117,12 +147,7 @@ func (s *SessionSource) Pending() (known, active int) {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, j := range s.jobs {
-		if j.running || !j.retrying {
-			active++
-		}
-	}
-	return len(s.jobs), active
+	return len(s.jobs), len(s.jobs) - s.retrying
 }
 
 func (s *SessionSource) signal() {
@@ -143,18 +168,10 @@ func (s *SessionSource) Run(ctx context.Context, sink Sink) error {
 		now := s.Now()
 		next := now.Add(time.Hour)
 		s.mu.Lock()
-		for _, j := range s.jobs {
-			if j.running {
-				continue
-			}
-			if j.notBefore.After(now) {
-				if j.notBefore.Before(next) {
-					next = j.notBefore
-				}
-				continue
-			}
-			if s.running >= s.Concurrency {
-				continue
+		for s.running < s.Concurrency && len(s.sched) > 0 && !s.sched[0].notBefore.After(now) {
+			j := heap.Pop(&s.sched).(*job)
+			if j.retrying {
+				s.retrying--
 			}
 			j.running, j.retrying = true, false
 			s.running++
@@ -163,6 +180,9 @@ func (s *SessionSource) Run(ctx context.Context, sink Sink) error {
 				defer wg.Done()
 				s.work(ctx, j, sink)
 			}(j)
+		}
+		if len(s.sched) > 0 && s.running < s.Concurrency {
+			next = s.sched[0].notBefore
 		}
 		s.mu.Unlock()
 		timer.Reset(max(next.Sub(now), time.Millisecond))
@@ -185,6 +205,12 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 	defer func() {
 		j.running = false
 		s.running--
+		if _, known := s.jobs[j.id]; known {
+			if j.retrying {
+				s.retrying++
+			}
+			heap.Push(&s.sched, j)
+		}
 		s.mu.Unlock()
 		s.signal()
 	}()
