@@ -33,6 +33,7 @@ $(HOST): test/flbhost/flbhost.c
 ## test: vet, unit tests and end-to-end tests through the real .so
 test: build vet
 	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz-short
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
