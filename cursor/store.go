@@ -294,6 +294,10 @@ func (s *Store) Save(st *State) error {
 	if err != nil {
 		return newError(ErrInvalid, err, "cannot encode the state for %s: %v", s.path, err)
 	}
+	if len(data) > maxStateSize {
+		// Load would refuse it at the next start: keep the last good state.
+		return newError(ErrInvalid, nil, "refusing to save a state of %d bytes to %s: over the %d-byte limit Load accepts; the previous state is kept", len(data), s.path, maxStateSize)
+	}
 	return s.write(data)
 }
 
