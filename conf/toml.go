@@ -3,6 +3,7 @@ package conf
 import (
 	"errors"
 	"fmt"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"io"
 	"io/fs"
 	"os"
@@ -101,9 +102,9 @@ func readTOML(path string) (*tomlFile, []string, error) {
 		if errors.As(err, &de) {
 			row, col := de.Position()
 			msg := strings.TrimPrefix(de.Error(), "toml: ")
-			return nil, nil, fmt.Errorf("config file %s: line %d, column %d: %s", path, row, col, oneLine(msg))
+			return nil, nil, fmt.Errorf("config file %s: line %d, column %d: %s", path, row, col, logging.OneLine(msg))
 		}
-		return nil, nil, fmt.Errorf("config file %s: %s", path, oneLine(err.Error()))
+		return nil, nil, fmt.Errorf("config file %s: %s", path, logging.OneLine(err.Error()))
 	}
 
 	dir := filepath.Dir(path)
@@ -260,11 +261,6 @@ func display(v any) string {
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
 	return fmt.Sprint(v)
-}
-
-// oneLine folds a message onto a single line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }
 
 // suggest returns the candidate closest to s when it is close enough to be

@@ -183,7 +183,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		bound, stop, err := e.metrics.Serve(cfg.MetricsListen)
 		if err != nil {
 			store.Close()
-			return nil, fmt.Errorf("invalid metrics_listen %q: %s", cfg.MetricsListen, oneLine(err))
+			return nil, fmt.Errorf("invalid metrics_listen %q: %s", cfg.MetricsListen, logging.OneLine(err.Error()))
 		}
 		e.stopMetrics, e.metricsAddr = stop, bound
 		e.log.Infof("serving Prometheus metrics on http://%s/metrics", bound)
@@ -228,7 +228,7 @@ func (e *Engine) lockPlaced(user string) {
 	if !e.cfg.DryRun && e.saveErr == nil && !e.stopped {
 		if err := e.store.Save(e.committed); err != nil {
 			e.saveErr = err
-			e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), oneLine(err))
+			e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), logging.OneLine(err.Error()))
 		}
 	}
 }
@@ -333,9 +333,9 @@ func (e *Engine) connect() Conn {
 		f++
 		e.metrics.Error(metrics.ErrConnect)
 		if f == 1 {
-			e.log.Warnf("cannot connect to Teleport at %s, retrying with backoff: %s", e.cfg.TeleportAddr, oneLine(err))
+			e.log.Warnf("cannot connect to Teleport at %s, retrying with backoff: %s", e.cfg.TeleportAddr, logging.OneLine(err.Error()))
 		} else {
-			e.log.Debugf("connecting to %s failed again (%d): %s", e.cfg.TeleportAddr, f, oneLine(err))
+			e.log.Debugf("connecting to %s failed again (%d): %s", e.cfg.TeleportAddr, f, logging.OneLine(err.Error()))
 		}
 		select {
 		case <-e.ctx.Done():
@@ -344,16 +344,6 @@ func (e *Engine) connect() Conn {
 		}
 		bo = min(2*bo, 30*time.Second)
 	}
-}
-
-func oneLine(err error) string {
-	b := []byte(err.Error())
-	for i, c := range b {
-		if c == '\n' || c == '\r' || c == '\t' {
-			b[i] = ' '
-		}
-	}
-	return string(b)
 }
 
 // SoftMemoryLimit is the Go heap limit the plugin asks for: what the

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
@@ -57,10 +58,7 @@ func (e *Engine) Collect() []byte {
 	if len(items) == 0 {
 		return nil
 	}
-	n := 0
-	for i := range items {
-		n += len(items[i].Data)
-	}
+	n := dataLen(items)
 	e.pending = items
 	if n == 0 {
 		// Only positions (filtered events, chunk ends): nothing to hand over.
@@ -226,7 +224,7 @@ func (e *Engine) commitLocked() {
 		if err != nil {
 			e.metrics.Error(metrics.ErrCursorSave)
 			if e.saveErr == nil {
-				e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), oneLine(err))
+				e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), logging.OneLine(err.Error()))
 			}
 			e.saveErr = err
 		} else if e.saveErr != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,4 +79,10 @@ func (l *Logger) write(level, format string, args []any) {
 	b = append(b, '\n')
 	_, _ = l.w.Write(b)
 	l.buf = b
+}
+
+// OneLine flattens a multi-line message (trace aggregates, TOML parser
+// errors) into one log line.
+func OneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

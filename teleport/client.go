@@ -47,14 +47,14 @@ func LoadCredentials(cfg *conf.Config, now time.Time) (*Credentials, error) {
 		if cfg.RefreshEnabled {
 			d, err := client.NewDynamicIdentityFileCreds(cfg.Identity)
 			if err != nil {
-				return nil, fmt.Errorf("teleport_identity %s: cannot load identity file: %s", cfg.Identity, oneLine(err))
+				return nil, fmt.Errorf("teleport_identity %s: cannot load identity file: %s", cfg.Identity, logging.OneLine(err.Error()))
 			}
 			c.Credentials, c.dynamic = d, d
 		} else {
 			c.Credentials = client.LoadIdentityFile(cfg.Identity)
 		}
 		if _, err := c.TLSConfig(); err != nil {
-			return nil, fmt.Errorf("teleport_identity %s: cannot load identity file: %s", cfg.Identity, oneLine(err))
+			return nil, fmt.Errorf("teleport_identity %s: cannot load identity file: %s", cfg.Identity, logging.OneLine(err.Error()))
 		}
 		if exp, ok := c.Credentials.(interface{ Expiry() (time.Time, bool) }); ok {
 			if t, ok := exp.Expiry(); ok {
@@ -74,7 +74,7 @@ func LoadCredentials(cfg *conf.Config, now time.Time) (*Credentials, error) {
 	}
 	c := &Credentials{Credentials: client.LoadKeyPair(cfg.Cert, cfg.Key, cfg.CA), path: cfg.Cert}
 	if _, err := c.TLSConfig(); err != nil {
-		return nil, fmt.Errorf("teleport_cert %s / teleport_key %s / teleport_ca %s: cannot load key pair: %s", cfg.Cert, cfg.Key, cfg.CA, oneLine(err))
+		return nil, fmt.Errorf("teleport_cert %s / teleport_key %s / teleport_ca %s: cannot load key pair: %s", cfg.Cert, cfg.Key, cfg.CA, logging.OneLine(err.Error()))
 	}
 	// The TLS config hides the certificate behind GetClientCertificate:
 	// ask the credentials for its expiry.
@@ -95,12 +95,12 @@ func LoadCredentials(cfg *conf.Config, now time.Time) (*Credentials, error) {
 func readable(key, path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return fmt.Errorf("%s %s: %s", key, path, oneLine(err))
+		return fmt.Errorf("%s %s: %s", key, path, logging.OneLine(err.Error()))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%s %s: %s", key, path, oneLine(err))
+		return fmt.Errorf("%s %s: %s", key, path, logging.OneLine(err.Error()))
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s %s: not a regular file (%s)", key, path, fileKind(fi.Mode()))
@@ -145,7 +145,7 @@ func (c *Credentials) RunRefresh(ctx context.Context, every time.Duration, log *
 		}
 		if err != nil {
 			if !failing {
-				log.Warnf("teleport_identity %s: reload failed, keeping the previous certificate: %s", c.path, oneLine(err))
+				log.Warnf("teleport_identity %s: reload failed, keeping the previous certificate: %s", c.path, logging.OneLine(err.Error()))
 			}
 			failing = true
 			continue
@@ -177,15 +177,4 @@ func Dial(ctx context.Context, addr string, creds client.Credentials) (*client.C
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize)),
 		},
 	})
-}
-
-// oneLine flattens multi-line errors (trace aggregates) into one log line.
-func oneLine(err error) string {
-	b := []byte(err.Error())
-	for i, c := range b {
-		if c == '\n' || c == '\r' || c == '\t' {
-			b[i] = ' '
-		}
-	}
-	return string(b)
 }

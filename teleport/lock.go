@@ -116,7 +116,7 @@ func (l *Locker) Run(ctx context.Context) {
 				if trace.IsAccessDenied(err) {
 					hint = " (the role needs rules: resources [lock], verbs [create, update])"
 				}
-				l.Log.Errorf("cannot lock user %q: %s%s; retrying with backoff, export continues", user, oneLine(err), hint)
+				l.Log.Errorf("cannot lock user %q: %s%s; retrying with backoff, export continues", user, logging.OneLine(err.Error()), hint)
 			}
 			failing = true
 			if sleep(ctx, bo.NextBackOff()) != nil {

@@ -241,11 +241,11 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 	s.Metrics.Error(metrics.ErrSession)
 	j.attempts++
 	if j.attempts >= s.MaxAttempts {
-		s.giveUpLocked(ctx, j, sink, "exporting the recording failed %d times (session_max_attempts), last: %s", j.attempts, oneLine(err))
+		s.giveUpLocked(ctx, j, sink, "exporting the recording failed %d times (session_max_attempts), last: %s", j.attempts, logging.OneLine(err.Error()))
 		return
 	}
 	wait := backoffWait(s.RetryInterval, j.attempts)
-	s.Log.Warnf("session %s: exporting the recording failed (attempt %d of %d), retrying in %s: %s", j.id, j.attempts, s.MaxAttempts, wait, oneLine(err))
+	s.Log.Warnf("session %s: exporting the recording failed (attempt %d of %d), retrying in %s: %s", j.id, j.attempts, s.MaxAttempts, wait, logging.OneLine(err.Error()))
 	j.notBefore, j.retrying = now.Add(wait), true
 }
 

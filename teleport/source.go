@@ -151,9 +151,9 @@ func (f *failures) fail(ctx context.Context, err error) error {
 	f.m.Error(f.kind)
 	d := f.bo.NextBackOff()
 	if f.n == 1 {
-		f.log.Warnf("%s failed, retrying with backoff: %s", f.what, oneLine(err))
+		f.log.Warnf("%s failed, retrying with backoff: %s", f.what, logging.OneLine(err.Error()))
 	} else {
-		f.log.Debugf("%s failed again (%d), next try in %s: %s", f.what, f.n, d.Round(time.Millisecond), oneLine(err))
+		f.log.Debugf("%s failed again (%d), next try in %s: %s", f.what, f.n, d.Round(time.Millisecond), logging.OneLine(err.Error()))
 	}
 	return sleep(ctx, d)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"io"
 	"net"
 	"os"
@@ -49,7 +50,7 @@ func (c *checker) fail(format string, args ...any) {
 }
 
 func (c *checker) line(level, format string, args ...any) {
-	msg := oneLine(fmt.Sprintf(format, args...))
+	msg := logging.OneLine(fmt.Sprintf(format, args...))
 	fmt.Fprintf(c.w, "%-8s %s\n", level+":", msg)
 }
 
@@ -352,19 +353,19 @@ func dialCause(err error, timeout time.Duration) string {
 	var dns *net.DNSError
 	switch {
 	case errors.As(err, &dns):
-		return fmt.Sprintf("the host name does not resolve (%s)", oneLine(dns.Error()))
+		return fmt.Sprintf("the host name does not resolve (%s)", logging.OneLine(dns.Error()))
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused: nothing listens there (the address should be the Auth Service, :3025, or the Proxy Service, :443)"
 	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
 		return fmt.Sprintf("no answer within %s (a firewall, or a wrong address?)", timeout)
 	}
-	return oneLine(err.Error())
+	return logging.OneLine(err.Error())
 }
 
 // clientCause sums up why the Teleport client could not connect (it tries
 // several ways at once and reports them all); with debug, everything.
 func clientCause(err error, debug bool) string {
-	msg := oneLine(err.Error())
+	msg := logging.OneLine(err.Error())
 	if debug {
 		return msg
 	}
@@ -396,12 +397,7 @@ func isAccessDenied(err error) bool {
 // explain is err on one line, with deadline errors said plainly.
 func explain(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) || trace.IsConnectionProblem(err) && strings.Contains(err.Error(), "deadline") {
-		return "no answer in time (" + oneLine(err.Error()) + ")"
+		return "no answer in time (" + logging.OneLine(err.Error()) + ")"
 	}
-	return oneLine(err.Error())
-}
-
-// oneLine flattens multi-line messages (trace aggregates) into one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return logging.OneLine(err.Error())
 }
