@@ -27,7 +27,24 @@ func AppendWire(b []byte, t time.Time, body []byte) (out []byte, ok bool) {
 	n0 := len(b)
 	b = msgp.AppendArrayHeader(b, 2)
 	b = AppendEventTime(b, t)
-	b, ok = appendWireStruct(b, body, 0)
+	b, ok = appendWireStruct(b, body, 0, "")
+	if !ok {
+		return b[:n0], false
+	}
+	return b, true
+}
+
+// AppendWireRecording is AppendRecording for a body in its wire encoding:
+// the body plus SessionIDField = sessionID. A body that already holds
+// SessionIDField (AppendRecording replaces it) is left to the ordinary path.
+func AppendWireRecording(b []byte, t time.Time, body []byte, sessionID string) (out []byte, ok bool) {
+	if sessionID == "" {
+		return b, false
+	}
+	n0 := len(b)
+	b = msgp.AppendArrayHeader(b, 2)
+	b = AppendEventTime(b, t)
+	b, ok = appendWireStruct(b, body, 0, sessionID)
 	if !ok {
 		return b[:n0], false
 	}
@@ -130,11 +147,15 @@ func countField1(p []byte) (n int, ok bool) {
 const maxKeys = 48
 
 // appendWireStruct transcodes a Struct's fields (map<string, Value>,
-// field 1) as a msgpack map whose values are at depth+1.
-func appendWireStruct(b, p []byte, depth int) ([]byte, bool) {
+// field 1) as a msgpack map whose values are at depth+1. A non-empty sid
+// adds SessionIDField = sid after them (a recording's top level).
+func appendWireStruct(b, p []byte, depth int, sid string) ([]byte, bool) {
 	n, ok := countField1(p)
-	if !ok || n > math.MaxUint32 {
+	if !ok || n >= math.MaxUint32 {
 		return b, false
+	}
+	if sid != "" {
+		n++
 	}
 	b = msgp.AppendMapHeader(b, uint32(n))
 	var stack [maxKeys]string
@@ -163,6 +184,9 @@ func appendWireStruct(b, p []byte, depth int) ([]byte, bool) {
 				return b, false
 			}
 		}
+		if sid != "" && key == SessionIDField {
+			return b, false
+		}
 		keys = append(keys, key)
 		b = msgp.AppendString(b, key)
 		if !hasVal {
@@ -172,6 +196,10 @@ func appendWireStruct(b, p []byte, depth int) ([]byte, bool) {
 		if b, ok = appendWireValue(b, val, depth+1); !ok {
 			return b, false
 		}
+	}
+	if sid != "" {
+		b = msgp.AppendString(b, SessionIDField)
+		b = msgp.AppendString(b, sid)
 	}
 	return b, true
 }
@@ -272,7 +300,7 @@ func appendWireValue(b, p []byte, depth int) ([]byte, bool) {
 	case 4:
 		return msgp.AppendBool(b, v != 0), true
 	case 5:
-		return appendWireStruct(b, data, depth)
+		return appendWireStruct(b, data, depth, "")
 	default: // 6: ListValue, values = 1
 		n, ok := countField1(data)
 		if !ok || n > math.MaxUint32 {

@@ -36,7 +36,35 @@ func sameAsAppend(t *testing.T, wire []byte) (ok bool) {
 	we, wb := decode(t, want)
 	assert.Equal(t, we, ge)
 	assert.Equal(t, wb, gb)
+
+	// The recording variant agrees with AppendRecording, or declines only
+	// for a body that holds the session ID field already.
+	got, rok := AppendWireRecording(append([]byte(nil), prefix...), ts, wire, "sess-1")
+	if _, clash := st.GetFields()[SessionIDField]; clash {
+		assert.False(t, rok, "a body with %s is left to AppendRecording", SessionIDField)
+		assert.Equal(t, prefix, got, "b comes back unchanged")
+		return true
+	}
+	require.True(t, rok, "AppendWire accepted the body but AppendWireRecording did not")
+	want = AppendRecording(nil, ts, &st, "sess-1")
+	ge, gb = decode(t, got[1:])
+	we, wb = decode(t, want)
+	assert.Equal(t, we, ge)
+	assert.Equal(t, wb, gb)
+	assert.Equal(t, "sess-1", gb[SessionIDField])
 	return true
+}
+
+func TestAppendWireRecordingDeclines(t *testing.T) {
+	ts := time.Date(2026, 11, 22, 2, 52, 41, 0, time.UTC)
+	clash := wireOf(t, map[string]any{"event": "print", SessionIDField: "forged"})
+	assert.True(t, sameAsAppend(t, clash))
+	out, ok := AppendWireRecording([]byte{1}, ts, clash, "s")
+	assert.False(t, ok)
+	assert.Equal(t, []byte{1}, out)
+	out, ok = AppendWireRecording([]byte{1}, ts, wireOf(t, map[string]any{"event": "print"}), "")
+	assert.False(t, ok, "an empty session ID is left to AppendRecording")
+	assert.Equal(t, []byte{1}, out)
 }
 
 func wireOf(t *testing.T, m map[string]any) []byte {

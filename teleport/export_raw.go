@@ -125,6 +125,7 @@ type rawEvent struct {
 	cursor  []byte
 	typ     []byte
 	id      []byte
+	index   int64
 	hasTime bool
 	sec     int64
 	nanos   int32
@@ -156,9 +157,16 @@ func (e *rawEvent) parse(p []byte) bool {
 			e.cursor, seen = data, seen|2
 		}
 	}
-	seen = 0
+	return e.parseEvent(ev)
+}
+
+// parseEvent splits an EventUnstructured, keeping what parse kept.
+func (e *rawEvent) parseEvent(ev []byte) bool {
+	cur := e.cursor
+	*e = rawEvent{cursor: cur}
+	seen := 0
 	for len(ev) > 0 {
-		num, wt, _, data, k := record.WireField(ev)
+		num, wt, v, data, k := record.WireField(ev)
 		if k == 0 {
 			return false
 		}
@@ -187,6 +195,7 @@ func (e *rawEvent) parse(p []byte) bool {
 			if wt != 0 {
 				return false
 			}
+			e.index = int64(v)
 		case 5: // unstructured
 			if wt != 2 {
 				return false

@@ -3,6 +3,8 @@ package teleport
 import (
 	"container/heap"
 	"context"
+	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -53,6 +55,10 @@ type SessionSource struct {
 	running  int
 	retrying int // jobs waiting after a failure
 	wake     chan struct{}
+	// slabs are carried over from one recording to the next: most
+	// recordings are a few KB, and a fresh 32 KB slab each would pin
+	// several times what the queue accounts for.
+	slabs sync.Pool
 }
 
 type job struct {
@@ -277,34 +283,35 @@ func (s *SessionSource) stream(ctx context.Context, j *job, sink Sink) (got int,
 		recent[idx%int64(len(recent))] = idx
 		return false
 	}
-	events, errs := s.API.StreamUnstructuredSessionEvents(ctx, j.id, from)
+	sl, _ := s.slabs.Get().(*slab)
+	if sl == nil {
+		sl = &slab{}
+	}
+	defer s.slabs.Put(sl)
+	recv := s.openSession(ctx, j.id, from, sl)
 	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				if err := sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id}}); err != nil {
-					return got, false, err
-				}
-				return got, true, nil
-			}
-			if ev.GetIndex() < from || seen(ev.GetIndex()) {
-				continue // a server that resends what we asked to skip, or repeats itself
-			}
-			// An event out of index order is exported too, but the resume
-			// point never moves back.
-			next := max(j.next, ev.GetIndex()+1)
-			it := s.encode(ev, j.id)
-			it.Pos = cursor.Pos{Kind: cursor.PosSession, ID: j.id, Index: next}
-			if err := sink.Put(ctx, it); err != nil {
+		idx, it, err := recv()
+		if errors.Is(err, io.EOF) {
+			if err := sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id}}); err != nil {
 				return got, false, err
 			}
-			j.next = next
-			got++
-		case err := <-errs:
-			return got, false, err
-		case <-ctx.Done():
-			return got, false, ctx.Err()
+			return got, true, nil
 		}
+		if err != nil {
+			return got, false, err
+		}
+		if idx < from || seen(idx) {
+			continue // a server that resends what we asked to skip, or repeats itself
+		}
+		// An event out of index order is exported too, but the resume
+		// point never moves back.
+		next := max(j.next, idx+1)
+		it.Pos = cursor.Pos{Kind: cursor.PosSession, ID: j.id, Index: next}
+		if err := sink.Put(ctx, it); err != nil {
+			return got, false, err
+		}
+		j.next = next
+		got++
 	}
 }
 
