@@ -37,6 +37,10 @@ type Options struct {
 	// Alloc returns n bytes for the records of one callback. The plugin
 	// passes C memory, which Fluent Bit may free(); nil means Go memory.
 	Alloc func(n int) []byte
+	// Free releases a buffer from Alloc that was never handed over (at
+	// Stop, or when an oversized record needs a larger one); nil for Go
+	// memory.
+	Free func([]byte)
 	// OnDrained is called once when exit_on_last_event is set and the
 	// backlog has been fetched and handed over.
 	OnDrained func()
@@ -67,13 +71,19 @@ type Engine struct {
 	mu        sync.Mutex
 	committed *cursor.State // what Fluent Bit has taken; saved to disk
 	pending   []record.Item // handed over by the last callback, awaiting cleanup
-	spare     []record.Item
-	paused    bool
-	stopping  bool
-	stopped   bool
-	saveErr   error // the last save failed: hand nothing over until it works
-	drained   bool
-	wantExit  bool // exit_on_last_event: everything up to now is handed over
+	// pendingCount is what pending's records were, for progress and metrics
+	// (merged positions no longer tell).
+	pendingCount batch
+	spare        []record.Item
+	stage        stage // the next callback's records
+	scratch      []record.Item
+	stageReady   chan struct{}
+	paused       bool
+	stopping     bool
+	stopped      bool
+	saveErr      error // the last save failed: hand nothing over until it works
+	drained      bool
+	wantExit     bool // exit_on_last_event: everything up to now is handed over
 	// auditCaughtUp: an audit source's caught-up marker was handed over.
 	auditCaughtUp bool
 	flip          bool // which queue goes first in the next callback
@@ -88,10 +98,7 @@ type Engine struct {
 // maxActiveSessions bounds the recordings announced and not yet exported
 // (waiting for a retry excepted) before audit hand-over waits for them.
 // A variable so tests can lower it.
-var maxActiveSessions = 2048
-
-// emptyQueue stands in for a queue that gives nothing this callback.
-var emptyQueue = NewQueue(1)
+var maxActiveSessions = 8192
 
 // ErrStartTime is returned when start_time differs from the one fixed on the
 // first run.
@@ -110,8 +117,9 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	if opts.Alloc == nil {
 		opts.Alloc = func(n int) []byte { return make([]byte, n) }
 	}
-	e := &Engine{cfg: cfg, opts: opts, log: opts.Log,
-		queue: NewQueue(cfg.QueueBytes / 2), sessQ: NewQueue(cfg.QueueBytes / 2)}
+	e := &Engine{cfg: cfg, opts: opts, log: opts.Log, stageReady: make(chan struct{}, 1)}
+	e.queue = NewQueue(cfg.QueueBytes/2, e.signalStager)
+	e.sessQ = NewQueue(cfg.QueueBytes/2, e.signalStager)
 	if cfg.MetricsListen != "" {
 		e.metrics = metrics.New(opts.Now)
 	}
@@ -202,10 +210,14 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	work := st.Clone()
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
 		e.run(work)
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.runStager(e.ctx)
 	}()
 	if e.creds != nil && cfg.RefreshEnabled {
 		e.wg.Add(1)
@@ -347,9 +359,10 @@ func (e *Engine) connect() Conn {
 }
 
 // SoftMemoryLimit is the Go heap limit the plugin asks for: what the
-// configuration bounds (the queue, and a callback's records held twice while
-// being copied for Fluent Bit) plus room for the client and buffers. Go's GC
-// otherwise lets the heap grow to twice what is live.
+// configuration bounds on the Go heap (the queues, and the positions of a
+// staged callback; the staged records themselves are in C memory) plus room
+// for the client and its buffers. Go's GC otherwise lets the heap grow to
+// twice what is live.
 func SoftMemoryLimit(cfg *conf.Config) int64 {
-	return int64(cfg.QueueBytes) + 2*int64(cfg.CallbackBytes) + 64<<20
+	return int64(cfg.QueueBytes) + int64(cfg.CallbackBytes)/2 + 48<<20
 }

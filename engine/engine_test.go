@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,9 +36,27 @@ type harness struct {
 	t    *testing.T
 	auth *fakeAuth
 	cfg  *conf.Config
-	log  bytes.Buffer
+	log  syncBuffer
 	now  time.Time // the fake clock's reading at creation; it then advances
 	born time.Time
+}
+
+// syncBuffer is a log the test reads while the engine's goroutines write it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newHarness(t *testing.T) *harness {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
@@ -30,48 +31,22 @@ func (e *Engine) Collect() []byte {
 	if !e.progress.caughtUp && e.auditCaughtUp {
 		e.observeLocked(batch{}) // recordings may have finished since the last hand-over
 	}
-	// Each queue gets half the budget, then the first fills what is left.
-	// The queues take turns at going first, and the first always gives at
-	// least one record, so even an oversized record of either kind moves.
-	first, second := e.queue, e.sessQ
-	if e.flip {
-		first, second = second, first
+	// Top the stage up with what the stager has not moved yet (a few
+	// rounds at most, since the sources keep queueing meanwhile).
+	for i := 0; i < 8 && e.stageLocked(e.cfg.CallbackBytes); i++ {
 	}
-	if _, active := e.sessions.Pending(); active >= maxActiveSessions {
-		// Recordings announced faster than they are exported: hold audit
-		// events back until they catch up, so the state (rewritten at every
-		// commit) and memory stay bounded however many sessions a backlog
-		// announces. Recordings waiting for a retry do not count: a missing
-		// one never holds up audit export.
-		first, second = e.sessQ, emptyQueue
-	}
-	e.flip = !e.flip
-	budget := e.cfg.CallbackBytes
-	items := first.TakeUpTo(e.spare[:0], budget/2)
-	if len(items) == 0 {
-		items = first.Take(items, budget)
-	}
-	if items = second.TakeUpTo(items, budget-dataLen(items)); len(items) == 0 {
-		items = second.Take(items, budget)
-	}
-	items = first.TakeUpTo(items, budget-dataLen(items))
-	if len(items) == 0 {
+	if len(e.stage.items) == 0 {
 		return nil
 	}
-	n := dataLen(items)
-	e.pending = items
+	buf, items, count := e.takeStageLocked()
+	e.pending, e.pendingCount = items, count
+	n := len(buf)
 	if n == 0 {
 		// Only positions (filtered events, chunk ends): nothing to hand over.
 		e.commitLocked()
 		return nil
 	}
 	e.pendingBytes = n
-	buf := e.opts.Alloc(n)
-	off := 0
-	for i := range items {
-		off += copy(buf[off:], items[i].Data)
-		items[i].Data = items[i].Data[:0:0] // let the GC have it now
-	}
 	return buf
 }
 
@@ -150,6 +125,9 @@ func (e *Engine) Stop() error {
 	if e.saveErr != nil && !e.retrySaveLocked() {
 		err = e.saveErr
 	}
+	// What was staged and never handed over is fetched again next run.
+	e.freeLocked(e.stage.buf)
+	e.stage = stage{}
 	e.progress.final()
 	if e.stopMetrics != nil {
 		e.stopMetrics()
@@ -166,15 +144,21 @@ func (e *Engine) Stop() error {
 // Fluent Bit has by more than one callback's worth.
 func (e *Engine) commitLocked() {
 	dirty := false
-	var b batch
+	b := e.pendingCount
+	e.pendingCount = batch{}
 	var announced []string
 	for i := range e.pending {
 		it := &e.pending[i]
 		if a := it.Announce; a != nil {
 			uploads := e.committed.UploadsSeen
 			if e.committed.AnnounceSession(*a) {
-				announced = append(announced, a.SessionID)
 				dirty = true
+				// Once per batch: a session.end and its session.upload
+				// often come together, and the recording may be exported
+				// (and forgotten) between two Adds.
+				if !slices.Contains(announced, a.SessionID) {
+					announced = append(announced, a.SessionID)
+				}
 			}
 			dirty = dirty || uploads != e.committed.UploadsSeen
 		}
@@ -192,22 +176,15 @@ func (e *Engine) commitLocked() {
 		if it.Pos.Kind != 0 {
 			e.committed.Apply(&it.Pos)
 			dirty = true
-			if it.Pos.Kind == cursor.PosDayDone {
+			switch it.Pos.Kind {
+			case cursor.PosDayDone:
 				e.log.Infof("day %s exported", it.Pos.Day)
+			case cursor.PosSessionDone:
+				e.sessions.Forget(it.Pos.ID)
 			}
 		}
 		if it.CaughtUp {
 			e.auditCaughtUp = true
-		}
-		switch {
-		case it.Time.IsZero():
-		case it.Pos.Kind == cursor.PosSession:
-			b.session++
-		default:
-			b.audit++
-			if it.Time.After(b.newestAudit) {
-				b.newestAudit = it.Time
-			}
 		}
 		*it = record.Item{}
 	}
@@ -246,7 +223,7 @@ func (e *Engine) observeLocked(b batch) {
 	known, active := e.sessions.Pending()
 	// Caught up: the audit sources fetched everything there is and it is
 	// handed over, and no recording has work left but waiting for a retry.
-	b.caughtUp = e.auditCaughtUp && active == 0 && e.sessQ.Len() == 0 && e.pending == nil
+	b.caughtUp = e.auditCaughtUp && active == 0 && e.sessQ.Len() == 0 && e.stage.sessions == 0 && e.pending == nil
 	if e.progress.add(e.opts.Now(), b, e.committed, e.sessions.InFlight(), known) {
 		e.auditCaughtUp = false // caught up again at the sources' next marker
 	}

@@ -31,6 +31,7 @@ type batch struct {
 	bytes          int
 	newestAudit    time.Time
 	caughtUp       bool // everything fetched so far is handed over, recordings included
+	announces      int  // recordings announced (some may be known already)
 }
 
 // add accounts for one hand-over; fellBehind reports the switch from

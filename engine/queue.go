@@ -41,12 +41,14 @@ type Queue struct {
 	n        int
 	bytes    int
 	maxBytes int
+	onPut    func() // called after every Put, outside the lock (nil: none)
 }
 
-// NewQueue returns a queue bounded to maxBytes of queued data.
-func NewQueue(maxBytes int) *Queue {
+// NewQueue returns a queue bounded to maxBytes of queued data; onPut, if
+// not nil, is called after every Put (it must not block).
+func NewQueue(maxBytes int, onPut func()) *Queue {
 	b := &block{}
-	return &Queue{maxBytes: maxBytes, notFull: make(chan struct{}), head: b, tail: b}
+	return &Queue{maxBytes: maxBytes, notFull: make(chan struct{}), head: b, tail: b, onPut: onPut}
 }
 
 func size(it *record.Item) int { return len(it.Data) + itemOverhead }
@@ -61,6 +63,9 @@ func (q *Queue) Put(ctx context.Context, it record.Item) error {
 			q.push(&it)
 			q.bytes += sz
 			q.mu.Unlock()
+			if q.onPut != nil {
+				q.onPut()
+			}
 			return nil
 		}
 		wait := q.notFull

@@ -21,7 +21,7 @@ func item(i, size int) record.Item {
 // FIFO order, byte accounting and the budget rules, across many blocks and
 // with the queue emptied and refilled.
 func TestQueueOrderAcrossBlocks(t *testing.T) {
-	q := NewQueue(1 << 30)
+	q := NewQueue(1<<30, nil)
 	ctx := context.Background()
 	next, want := 0, 0
 	for round := 0; round < 5; round++ {
@@ -55,7 +55,7 @@ func TestQueueOrderAcrossBlocks(t *testing.T) {
 // Put blocks while the queue is full and resumes when a Take makes room; an
 // item larger than the bound gets in when the queue is empty.
 func TestQueueBackPressure(t *testing.T) {
-	q := NewQueue(4 * (100 + itemOverhead))
+	q := NewQueue(4*(100+itemOverhead), nil)
 	ctx := context.Background()
 	for i := 0; i < 4; i++ {
 		require.NoError(t, q.Put(ctx, item(i, 100)))
@@ -81,7 +81,7 @@ func TestQueueBackPressure(t *testing.T) {
 // BenchmarkQueuePutTake is the queue's cost per record: five producers (the
 // export's concurrency) and one consumer taking 8 MiB at a time.
 func BenchmarkQueuePutTake(b *testing.B) {
-	q := NewQueue(32 << 20)
+	q := NewQueue(32<<20, nil)
 	ctx := context.Background()
 	data := make([]byte, 330) // a typical record
 	const producers = 5

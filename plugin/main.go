@@ -93,6 +93,7 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 	e, err := engine.Start(cfg, engine.Options{
 		Log:   log,
 		Alloc: cAlloc,
+		Free:  func(b []byte) { C.free(unsafe.Pointer(unsafe.SliceData(b))) },
 		OnDrained: func() {
 			// Fluent Bit then pauses, flushes and exits 0, like on Ctrl-C.
 			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)

@@ -47,14 +47,22 @@ type SessionSource struct {
 	Now     func() time.Time
 	Metrics *metrics.Metrics
 
-	once     sync.Once
-	skip     map[string]bool
-	mu       sync.Mutex
-	jobs     map[string]*job // every session not finished
-	sched    schedule        // the jobs not running
+	once sync.Once
+	skip map[string]bool
+	mu   sync.Mutex
+	jobs map[string]*job // every session not finished
+	// finished are sessions whose end is queued but not yet committed
+	// (Forget): the state still lists them, and an Add then must not
+	// export them again.
+	finished map[string]bool
+	sched    schedule // the jobs not running
 	running  int
 	retrying int // jobs waiting after a failure
-	wake     chan struct{}
+	// endWaiting counts jobs announced by session.end waiting for their
+	// session.upload: not work to do yet, so they must not hold back the
+	// audit events that bring those uploads.
+	endWaiting int
+	wake       chan struct{}
 	// slabs are carried over from one recording to the next: most
 	// recordings are a few KB, and a fresh 32 KB slab each would pin
 	// several times what the queue accounts for.
@@ -67,6 +75,7 @@ type job struct {
 	announced time.Time // announcing event's time
 	notBefore time.Time
 	retrying  bool // waiting after a failure (not counted as pending work)
+	endWait   bool // waiting for a session.upload (not counted either)
 	byEnd     bool // announced by session.end only, so far
 	running   bool
 	attempts  int // failures other than NotFound in a row
@@ -102,6 +111,7 @@ func (s *SessionSource) init() {
 	s.once.Do(func() {
 		s.skip = set(s.Skip)
 		s.jobs = make(map[string]*job)
+		s.finished = make(map[string]bool)
 		s.wake = make(chan struct{}, 1)
 		if s.Concurrency < 1 {
 			s.Concurrency = 1
@@ -119,9 +129,16 @@ func (s *SessionSource) Add(id string, ss cursor.Session) {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.finished[id] {
+		return
+	}
 	if j, ok := s.jobs[id]; ok {
 		if j.byEnd && !ss.ByEnd {
 			j.byEnd = false
+			if j.endWait {
+				j.endWait = false
+				s.endWaiting--
+			}
 			if !j.running && !j.retrying && j.idx >= 0 {
 				j.notBefore = time.Time{}
 				heap.Fix(&s.sched, j.idx)
@@ -133,10 +150,32 @@ func (s *SessionSource) Add(id string, ss cursor.Session) {
 	j := &job{id: id, next: ss.Next, announced: ss.Announced, byEnd: ss.ByEnd, idx: -1}
 	if ss.ByEnd && ss.Next == 0 {
 		j.notBefore = s.Now().Add(s.EndWait)
+		j.endWait = true
+		s.endWaiting++
 	}
 	s.jobs[id] = j
 	heap.Push(&s.sched, j)
 	s.signal()
+}
+
+// Forget drops what Add remembers of a finished session, once its end is
+// committed (the state no longer lists it).
+func (s *SessionSource) Forget(id string) {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.finished, id)
+}
+
+// Busy is the number of recordings with work to do now: Pending's active,
+// less those announced by session.end that wait for their session.upload.
+// Audit hand-over waits on this number, so that it never waits for the
+// audit events it needs.
+func (s *SessionSource) Busy() int {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs) - s.retrying - s.endWaiting
 }
 
 // InFlight is the number of recordings being streamed.
@@ -179,7 +218,10 @@ func (s *SessionSource) Run(ctx context.Context, sink Sink) error {
 			if j.retrying {
 				s.retrying--
 			}
-			j.running, j.retrying = true, false
+			if j.endWait {
+				s.endWaiting--
+			}
+			j.running, j.retrying, j.endWait = true, false, false
 			s.running++
 			wg.Add(1)
 			go func(j *job) {
@@ -225,6 +267,7 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 	}
 	if done {
 		delete(s.jobs, j.id)
+		s.finished[j.id] = true
 		s.Log.Debugf("session %s: recording exported (%d events in this run)", j.id, j.next)
 		return
 	}
@@ -261,6 +304,7 @@ func (s *SessionSource) giveUpLocked(ctx context.Context, j *job, sink Sink, for
 	s.Log.Warnf("session %s: giving up on its recording: "+format, append([]any{j.id}, args...)...)
 	s.Metrics.SessionGivenUp()
 	delete(s.jobs, j.id)
+	s.finished[j.id] = true
 	s.mu.Unlock()
 	_ = sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id}})
 	s.mu.Lock()

@@ -101,7 +101,7 @@ func auditPathChild(addr, identity, storage, startS string, n int64, concurrency
 	work := &cursor.Export{NextDay: from.UTC().Format(cursor.DayLayout)}
 	// The engine's audit queue: half of queue_bytes (the other half is the
 	// recordings').
-	q := engine.NewQueue(cfg.QueueBytes / 2)
+	q := engine.NewQueue(cfg.QueueBytes/2, nil)
 	quiet := logging.New(io.Discard, "teleport")
 	src := &teleport.ExportSource{API: clt, Filter: teleport.NewFilter(nil, nil, from), Concurrency: concurrency,
 		Poll: time.Hour, Log: quiet, Now: time.Now}

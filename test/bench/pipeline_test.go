@@ -209,7 +209,7 @@ func BenchmarkAuditPath(b *testing.B) {
 		from := start.UTC().Add(-time.Hour)
 		st := cursor.New(from)
 		work := &cursor.Export{NextDay: from.Format(cursor.DayLayout)}
-		q := engine.NewQueue(budget)
+		q := engine.NewQueue(budget, nil)
 		src := &teleport.ExportSource{API: clt, Filter: teleport.NewFilter(nil, nil, from), Concurrency: 5,
 			Poll: time.Hour, Log: quiet, Now: time.Now}
 		rctx, cancel := context.WithCancel(ctx)

@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+)
+
+// The stage is the next callback's records, copied out of the queues as the
+// sources produce them. Fluent Bit calls the plugin once a second, so a
+// callback carries a second of events: gathered at callback time they would
+// sit in the queue for that second and then be copied once more for Fluent
+// Bit, twice the memory and a GC heap sized after both. Staged, a record goes
+// into the buffer the callback hands over (C memory for the plugin, outside
+// the Go heap) as soon as it is fetched, and only its position stays behind,
+// merged with the other positions of its chunk or recording. The queues then
+// only absorb the jitter between fetchers and the stager.
+
+// stageStep is what the stager moves from one queue per turn: small enough
+// that a callback never waits long on the engine's lock, large enough that
+// the lock is taken rarely.
+const stageStep = 1 << 20
+
+// stage holds the records of the next callback. Its positions are what
+// committing them applies: a run of plain positions of one chunk (or one
+// recording) keeps only its latest, in the slot of its first, which applies
+// the same state since nothing else touches that chunk's cursor in between.
+type stage struct {
+	buf   []byte        // Alloc'd on the first record; records are buf[:n]
+	n     int           // bytes of records
+	items []record.Item // positions, announcements, failures and markers; Data dropped
+	last  map[mergeKey]int
+	count batch // the records staged, for progress and metrics
+	// sessions counts the items that came from the recordings' queue: while
+	// any wait here, the export is not caught up.
+	sessions int
+}
+
+// mergeKey names the cursor a position moves: a chunk's or a recording's.
+type mergeKey struct {
+	kind     cursor.PosKind
+	day, key string
+}
+
+func keyOf(p *cursor.Pos) (mergeKey, bool) {
+	switch p.Kind {
+	case cursor.PosChunk, cursor.PosChunkDone:
+		return mergeKey{cursor.PosChunk, p.Day, p.Chunk}, true
+	case cursor.PosSession, cursor.PosSessionDone:
+		return mergeKey{cursor.PosSession, "", p.ID}, true
+	}
+	return mergeKey{}, false
+}
+
+// add stages one item whose data, if any, is already in buf.
+func (s *stage) add(it *record.Item, fromSessions bool) {
+	if fromSessions {
+		s.sessions++
+	}
+	switch {
+	case it.Time.IsZero():
+	case it.Pos.Kind == cursor.PosSession:
+		s.count.session++
+	default:
+		s.count.audit++
+		if it.Time.After(s.count.newestAudit) {
+			s.count.newestAudit = it.Time
+		}
+	}
+	it.Data = nil
+	k, keyed := keyOf(&it.Pos)
+	plain := keyed && it.Announce == nil && it.Failure == nil && !it.CaughtUp &&
+		(it.Pos.Kind == cursor.PosChunk || it.Pos.Kind == cursor.PosSession)
+	if plain {
+		if i, ok := s.last[k]; ok {
+			s.items[i].Pos = it.Pos
+			s.items[i].Time = it.Time
+			return
+		}
+	}
+	s.items = append(s.items, *it)
+	if !keyed {
+		return
+	}
+	if plain {
+		if s.last == nil {
+			s.last = make(map[mergeKey]int)
+		}
+		s.last[k] = len(s.items) - 1
+	} else {
+		// Anything else about that cursor (its end, an announcement) keeps
+		// its place: later positions go after it.
+		delete(s.last, k)
+	}
+}
+
+// stageLocked moves queued records into the stage while it has room, up to
+// step bytes (and half the room) from each queue in turn (the recordings' queue alone while
+// too many recordings are in progress). The first record of a stage may be
+// larger than callback_bytes: it gets a buffer of its own size, so an
+// oversized event never stalls. It reports whether anything moved.
+func (e *Engine) stageLocked(step int) bool {
+	qs := [2]*Queue{e.queue, e.sessQ}
+	if e.flip {
+		qs[0], qs[1] = qs[1], qs[0]
+	}
+	e.flip = !e.flip
+	// Announcements staged or handed over and not committed yet count too.
+	if e.sessions.Busy()+e.stage.count.announces+e.pendingCount.announces >= maxActiveSessions {
+		// Recordings announced faster than they are exported: hold audit
+		// events back until they catch up, so the state (rewritten at every
+		// commit) and memory stay bounded however many sessions a backlog
+		// announces. Recordings waiting for a retry do not count (a missing
+		// one never holds up audit export), nor those announced by
+		// session.end waiting for the session.upload that comes later.
+		qs = [2]*Queue{e.sessQ, nil}
+	}
+	moved := false
+	for _, q := range qs {
+		if q == nil || len(e.stage.items) >= e.maxStageItems() {
+			continue
+		}
+		// Half the room at most per take: the other queue gets its turn,
+		// and the hold-back above is looked at again before the rest.
+		lim := min(step, max(e.cfg.CallbackBytes-e.stage.n, 0)/2+1)
+		items := e.scratch[:0]
+		if e.stage.n == 0 {
+			items = q.Take(items, lim)
+		} else {
+			items = q.TakeUpTo(items, lim)
+		}
+		if len(items) == 0 {
+			continue
+		}
+		moved = true
+		if n := dataLen(items); n > 0 {
+			e.reserveLocked(n)
+		}
+		for i := range items {
+			it := &items[i]
+			if a := it.Announce; a != nil && e.committed.Sessions[a.SessionID] == nil {
+				e.stage.count.announces++ // a new recording, most likely
+			}
+			e.stage.n += copy(e.stage.buf[e.stage.n:], it.Data)
+			e.stage.add(it, q == e.sessQ)
+			*it = record.Item{}
+		}
+		e.scratch = items[:0]
+	}
+	return moved
+}
+
+// maxStageItems bounds the positions a stage holds, like itemOverhead
+// bounds a queue's: merging keeps them few, but filtered search results
+// (positions of their own) would pile up while Fluent Bit pauses the input.
+func (e *Engine) maxStageItems() int { return max(e.cfg.CallbackBytes/itemOverhead, 1024) }
+
+// reserveLocked makes room for n more bytes of records in the stage buffer.
+func (e *Engine) reserveLocked(n int) {
+	if len(e.stage.buf)-e.stage.n >= n {
+		return
+	}
+	// Only the first record(s) of a stage get here with a buffer too small
+	// (an oversized record); later takes are bounded by the room left.
+	buf := e.opts.Alloc(max(e.cfg.CallbackBytes, e.stage.n+n))
+	copy(buf, e.stage.buf[:e.stage.n])
+	e.freeLocked(e.stage.buf)
+	e.stage.buf = buf
+}
+
+func (e *Engine) freeLocked(buf []byte) {
+	if buf != nil && e.opts.Free != nil {
+		e.opts.Free(buf)
+	}
+}
+
+// takeStageLocked ends the stage: its records, positions and counts go to
+// the caller, and a new empty stage begins.
+func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, count batch) {
+	s := &e.stage
+	buf, items, count = s.buf[:s.n], s.items, s.count
+	if s.n == 0 {
+		e.freeLocked(s.buf)
+		buf = nil
+	}
+	clear(s.last)
+	*s = stage{items: e.spare[:0], last: s.last}
+	e.spare = nil
+	e.signalStager()
+	return buf, items, count
+}
+
+// signalStager wakes the stager: there is something to move, or room for it.
+func (e *Engine) signalStager() {
+	select {
+	case e.stageReady <- struct{}{}:
+	default:
+	}
+}
+
+// runStager moves records into the stage as the sources queue them, until
+// ctx ends. It keeps going while Fluent Bit has paused the input: the stage
+// then fills up, and the queues behind it.
+func (e *Engine) runStager(ctx context.Context) {
+	// Holding audit events back ends when recordings finish, which nothing
+	// signals: look again now and then.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		e.mu.Lock()
+		moved := !e.stopping && e.stageLocked(stageStep)
+		e.mu.Unlock()
+		if moved {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.stageReady:
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+)
+
+// Merging a stage's positions commits the same state as applying every
+// position in order: chunks of two days fetched at once, recordings, chunk
+// and day ends, announcements, in random interleavings.
+func TestStageMergedPositionsCommitTheSameState(t *testing.T) {
+	for seed := int64(0); seed < 200; seed++ {
+		r := rand.New(rand.NewSource(seed))
+		t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+		// Streams of items, each in its source's order.
+		var streams [][]record.Item
+		for d := 0; d < 2; d++ {
+			day := t0.AddDate(0, 0, d).Format(cursor.DayLayout)
+			for c := 0; c < 3; c++ {
+				var s []record.Item
+				chunk := fmt.Sprintf("c%d", c)
+				for i := r.Intn(30); i > 0; i-- {
+					it := record.Item{Data: []byte{1}, Time: t0, Pos: cursor.Pos{Kind: cursor.PosChunk, Day: day, Chunk: chunk, Cursor: fmt.Sprint(len(s))}}
+					if r.Intn(8) == 0 {
+						it.Announce = &cursor.Announce{SessionID: fmt.Sprintf("new-%d-%d-%d", d, c, len(s)), At: t0}
+					}
+					if r.Intn(6) == 0 {
+						it.Data, it.Time = nil, time.Time{} // filtered out: a position alone
+					}
+					s = append(s, it)
+				}
+				if r.Intn(4) > 0 {
+					s = append(s, record.Item{Pos: cursor.Pos{Kind: cursor.PosChunkDone, Day: day, Chunk: chunk}})
+				}
+				streams = append(streams, s)
+			}
+		}
+		for k := 0; k < 3; k++ {
+			var s []record.Item
+			id := fmt.Sprintf("sess-%d", k)
+			for i := r.Intn(20); i > 0; i-- {
+				s = append(s, record.Item{Data: []byte{2}, Time: t0, Pos: cursor.Pos{Kind: cursor.PosSession, ID: id, Index: int64(len(s) + 1)}})
+			}
+			if r.Intn(2) == 0 {
+				s = append(s, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: id}})
+			}
+			streams = append(streams, s)
+		}
+		// Interleave them like the queue does.
+		var all []record.Item
+		for left := true; left; {
+			left = false
+			for i := range streams {
+				if len(streams[i]) > 0 && r.Intn(2) == 0 {
+					all = append(all, streams[i][0])
+					streams[i] = streams[i][1:]
+				}
+				left = left || len(streams[i]) > 0
+			}
+		}
+		all = append(all, record.Item{Pos: cursor.Pos{Kind: cursor.PosDayDone, Day: t0.Format(cursor.DayLayout)}})
+
+		base := func() *cursor.State {
+			st := cursor.New(t0)
+			st.Sessions = map[string]*cursor.Session{}
+			for k := 0; k < 3; k++ {
+				st.Sessions[fmt.Sprintf("sess-%d", k)] = &cursor.Session{Announced: t0}
+			}
+			return st
+		}
+		apply := func(st *cursor.State, items []record.Item) string {
+			for i := range items {
+				if a := items[i].Announce; a != nil {
+					st.AnnounceSession(*a)
+				}
+				if items[i].Pos.Kind != 0 {
+					st.Apply(&items[i].Pos)
+				}
+			}
+			b, err := json.Marshal(st)
+			require.NoError(t, err)
+			return string(b)
+		}
+		var sg stage
+		records := 0
+		for i := range all {
+			it := all[i]
+			if it.Data != nil {
+				records++
+			}
+			sg.add(&it, it.Pos.Kind == cursor.PosSession || it.Pos.Kind == cursor.PosSessionDone)
+		}
+		want := apply(base(), all)
+		got := apply(base(), sg.items)
+		require.Equal(t, want, got, "seed %d", seed)
+		assert.LessOrEqual(t, len(sg.items), len(all))
+		assert.Equal(t, records, sg.count.audit+sg.count.session, "seed %d: every record counted", seed)
+		for i := range sg.items {
+			assert.Nil(t, sg.items[i].Data, "a staged item keeps no data")
+		}
+	}
+}
+
+// Every buffer the engine allocates is either handed over by a callback or
+// freed: at Stop with records staged while paused, and when an oversized
+// record needs a larger buffer.
+func TestStageBuffersHandedOverOrFreed(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.CallbackBytes = 4 << 10
+	want := h.auth.add(start.Add(time.Hour), time.Minute, 300, "user.login")
+	var mu sync.Mutex
+	live := map[*byte]int{}
+	frees := 0
+	e := h.start(func(o *Options) {
+		o.Alloc = func(n int) []byte {
+			b := make([]byte, n)
+			mu.Lock()
+			defer mu.Unlock()
+			live[&b[0]] = n
+			return b
+		}
+		o.Free = func(b []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			_, ok := live[&b[:1][0]]
+			require.True(t, ok, "Free of a buffer not from Alloc")
+			delete(live, &b[:1][0])
+			frees++
+		}
+	})
+	handed := func(b []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(live, &b[0])
+	}
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); len(got) < 100 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b := e.Collect(); len(b) > 0 {
+			require.LessOrEqual(t, len(b), h.cfg.CallbackBytes)
+			got = append(got, uids(t, b)...)
+			handed(b)
+			e.Handed()
+		}
+	}
+	e.Pause()
+	require.Eventually(t, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.stage.n > 0
+	}, 5*time.Second, time.Millisecond, "records are staged while paused")
+	require.NoError(t, e.Stop())
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Empty(t, live, "every buffer handed over or freed")
+	assert.Equal(t, 1, frees, "the buffer staged while paused")
+	assert.Subset(t, want, got)
+}
