@@ -114,7 +114,8 @@ func (r *genRec) kindAt(i int) recKind {
 }
 
 // printBytes is the size of the data of print event i: keystroke echoes of
-// 1-3 bytes, and output of 8-157 bytes.
+// 1-3 bytes, and output of 8-157 bytes. genRecCursor computes it with
+// printLen; the tests' reference encoder uses this.
 func (r *genRec) printBytes(i int) int {
 	x := hash3(r.seed, saltRecBytes, uint64(i))
 	if x%4 == 0 {
@@ -181,16 +182,16 @@ func (r *genRec) meta(i int) RecordingEventMeta {
 func (r *genRec) size() int { return r.n }
 
 func (r *genRec) iter(start int64) recIter {
-	c := &genRecCursor{r: r}
+	c := &genRecCursor{r: r, k: r.keys()}
 	if start >= int64(r.n) {
 		c.i = r.n
 		return c
 	}
 	st := int(max(start, 0))
 	for j := 1; j < st; j++ {
-		if r.kindAt(j) == rkPrint {
+		if c.kindK(j) == rkPrint {
 			c.ci++
-			c.off += int64(r.printBytes(j))
+			c.off += int64(printLen(mix64(c.k.bytes ^ uint64(j))))
 		}
 	}
 	c.i = st
@@ -212,101 +213,274 @@ type genRecCursor struct {
 	i   int
 	ci  int64
 	off int64
+	k   recKeys
+	// The "time" strings: tb[:19] is the RFC 3339 date and time of second
+	// sec (when secOK), the fraction and "Z" follow.
+	sec   int64
+	secOK bool
+	tb    [64]byte
 }
 
-func (c *genRecCursor) next(w *pbw) bool {
+// recKeys are the per-recording halves of hash3 (hash3(seed, salt, v) =
+// mix64(key ^ v)), so that an event costs one mix64 per hash.
+type recKeys struct {
+	kind, bytes uint64
+	id          [4]uint64
+}
+
+func hashKey(seed int64, salt uint64) uint64 { return mix64(mix64(uint64(seed)) ^ salt) }
+
+func (r *genRec) keys() recKeys {
+	k := recKeys{kind: hashKey(r.seed, saltRecKind), bytes: hashKey(r.seed, saltRecBytes)}
+	for j := range k.id {
+		k.id[j] = hashKey(r.seed, saltRecID+uint64(j)<<8)
+	}
+	return k
+}
+
+// kindK is kindAt with the cursor's key.
+func (c *genRecCursor) kindK(i int) recKind {
+	r := c.r
+	switch {
+	case i == 0:
+		return rkStart
+	case i == r.n-1:
+		return rkEnd
+	case i == 1:
+		return rkResize
+	case i == r.n-2 && r.n >= 5:
+		return rkLeave
+	}
+	x := mix64(c.k.kind ^ uint64(i))
+	if x%50 == 0 {
+		return rkResize
+	}
+	if r.desktop && x>>8&1 == 1 {
+		return rkDesktop
+	}
+	return rkPrint
+}
+
+// printLen is printBytes for the hash x = hash3(seed, saltRecBytes, i).
+func printLen(x uint64) int {
+	if x%4 == 0 {
+		return 1 + int((x>>8)%3)
+	}
+	return 8 + int((x>>8)%150)
+}
+
+// Constant pieces of the print and desktop.recording encodings.
+var (
+	preBytes, preCI, preEI, preMS, preOffset = numEntryPrefix("bytes"), numEntryPrefix("ci"), numEntryPrefix("ei"), numEntryPrefix("ms"), numEntryPrefix("offset")
+	entEventPrint                            = appendStrEntry(nil, "event", "print")
+	entEventDesktop                          = appendStrEntry(nil, "event", "desktop.recording")
+)
+
+// next appends the encoding of the next event to b: written straight into
+// b, entry sizes computed up front, constant pieces precomputed, no
+// allocation (nested pbw messages and per-event strings cost several times
+// as much). TestGenRecWireMatchesReference holds the bytes to the original
+// encoder (and to the typed messages).
+func (c *genRecCursor) next(b []byte) ([]byte, bool) {
 	r := c.r
 	if c.i >= r.n {
-		return false
+		return b, false
 	}
 	i := c.i
 	c.i++
-	k := r.kindAt(i)
+	k := c.kindK(i)
 	switch k {
 	case rkStart:
-		w.b = append(w.b, r.first.raw...)
-		return true
+		return append(b, r.first.raw...), true
 	case rkEnd:
-		w.b = append(w.b, r.last.raw...)
-		return true
+		return append(b, r.last.raw...), true
+	case rkResize, rkLeave:
+		return c.appendSessEvent(b, i, k), true
 	}
 	t := r.timeAt(i)
-	appendEventHeader(w, recKindType[k], r.idAt(i, k), t, 0)
-	st := w.begin(5)
-	out := wireSink{w}
+	ts := c.timeString(t)
 	ms := (t - r.first.t) / int64(time.Millisecond)
-	switch k {
-	case rkPrint:
-		n := r.printBytes(i)
-		out.num("bytes", int64(n))
-		out.num("ci", c.ci)
-		out.str("cluster_name", r.cluster)
+	x := mix64(c.k.bytes ^ uint64(i))
+	// EventUnstructured: type = 1, id = 2, time = 3, unstructured = 5,
+	// index = 4, in appendEventHeader's order.
+	typ := recKindType[k]
+	b = append(b, 0x0a, byte(len(typ)))
+	b = append(b, typ...)
+	b = append(b, 0x12, 64)
+	for j := range c.k.id {
+		b = appendHex64(b, mix64(c.k.id[j]^uint64(i)))
+	}
+	b = appendTimestamp(b, t)
+	b = append(b, 0x2a, 0, 0) // 2 bytes for the length: fixLen2
+	mark := len(b)
+	if k == rkPrint {
+		n := printLen(x)
+		b = appendNumEntry(b, preBytes, int64(n))
+		b = appendNumEntry(b, preCI, c.ci)
+		b = appendStrEntry(b, "cluster_name", r.cluster)
 		p := int(c.off % int64(len(termOutput)))
-		appendBase64Field(w, "data", termPool[p:p+n])
-		out.num("ei", int64(i))
-		out.str("event", "print")
-		out.num("ms", ms)
-		out.num("offset", c.off)
-		out.str("time", fmtTime(t))
+		b = termB64.appendEntry(b, "data", p, n)
+		b = appendNumEntry(b, preEI, int64(i))
+		b = append(b, entEventPrint...)
+		b = appendNumEntry(b, preMS, ms)
+		b = appendNumEntry(b, preOffset, c.off)
+		b = appendStrHead(b, "time", len(ts))
+		b = append(b, ts...)
 		c.ci++
 		c.off += int64(n)
-	case rkDesktop:
-		n := r.desktopBytes(i)
-		p := int(hash3(r.seed, saltRecBytes, uint64(i)) % uint64(len(tdpPool)-400))
-		out.str("cluster_name", r.cluster)
-		out.num("ei", int64(i))
-		out.str("event", "desktop.recording")
-		appendBase64Field(w, "message", tdpPool[p:p+n])
-		out.num("ms", ms)
-		out.str("time", fmtTime(t))
-	case rkResize, rkLeave:
-		s := r.info
-		out.str("cluster_name", r.cluster)
-		if k == rkResize {
-			out.str("code", "T2002I")
-		} else {
-			out.str("code", "T2003I")
-		}
-		out.num("ei", int64(i))
-		out.str("event", recKindType[k])
-		out.str("login", s.login)
-		out.str("namespace", "default")
-		out.str("server_addr", s.host.addr)
-		out.str("server_hostname", s.host.hostname)
-		out.str("server_id", s.host.id)
-		if k == rkLeave {
-			out.beginObj("server_labels")
-			out.str("env", s.host.env)
-			out.str("region", "eu-west-1")
-			out.endObj()
-		}
-		out.str("sid", r.sid)
-		if k == rkResize {
-			x := hash3(r.seed, saltRecSize, uint64(i))
-			out.str("size", strconv.Itoa(80+int(x%120))+":"+strconv.Itoa(24+int(x>>8%40)))
-		}
-		out.str("time", fmtTime(t))
-		out.str("uid", r.idAt(i, k))
-		out.str("user", s.user)
+	} else {
+		n := 12 + int(x>>8%300)
+		p := int(x % uint64(len(tdpPool)-400))
+		b = appendStrEntry(b, "cluster_name", r.cluster)
+		b = appendNumEntry(b, preEI, int64(i))
+		b = append(b, entEventDesktop...)
+		b = tdpB64.appendEntry(b, "message", p, n)
+		b = appendNumEntry(b, preMS, ms)
+		b = appendStrHead(b, "time", len(ts))
+		b = append(b, ts...)
 	}
-	w.end(st)
-	if i != 0 {
-		w.varint(4, uint64(i))
-	}
-	return true
+	b = fixLen2(b, mark)
+	b = append(b, 0x20)
+	b = binary.AppendUvarint(b, uint64(i))
+	return b, true
 }
 
-// appendBase64Field writes a Struct entry k: string_value = base64(p), as
-// encoding/json and structpb.NewValue encode []byte.
-func appendBase64Field(w *pbw, k string, p []byte) {
-	e := w.begin(1)
-	w.str(1, k)
-	vm := w.begin(2)
-	w.key(3, wtBytes)
-	w.b = binary.AppendUvarint(w.b, uint64(base64.StdEncoding.EncodedLen(len(p))))
-	w.b = base64.StdEncoding.AppendEncode(w.b, p)
-	w.end(vm)
-	w.end(e)
+// timeString is fmtTime(t) (RFC 3339 with nanoseconds, UTC) in c.tb, the
+// date and time formatted once per second.
+func (c *genRecCursor) timeString(t int64) []byte {
+	sec, ns := t/1e9, t%1e9
+	if ns < 0 {
+		sec--
+		ns += 1e9
+	}
+	if !c.secOK || sec != c.sec {
+		tt := time.Unix(sec, 0).UTC()
+		if y := tt.Year(); y < 0 || y > 9999 {
+			c.secOK = false
+			return time.Unix(0, t).UTC().AppendFormat(c.tb[:0], time.RFC3339Nano)
+		}
+		tt.AppendFormat(c.tb[:0], "2006-01-02T15:04:05")
+		c.sec, c.secOK = sec, true
+	}
+	b := c.tb[:19]
+	if ns != 0 {
+		b = append(b, '.')
+		for d := int64(1e8); d > 0 && ns > 0; d /= 10 {
+			b = append(b, byte('0'+ns/d))
+			ns %= d
+		}
+	}
+	return append(b, 'Z')
+}
+
+// appendSessEvent writes resize or session.leave event i.
+func (c *genRecCursor) appendSessEvent(b []byte, i int, k recKind) []byte {
+	r := c.r
+	s := r.info
+	t := r.timeAt(i)
+	ts := c.timeString(t)
+	typ := recKindType[k]
+	code := "T2003I"
+	var size []byte
+	var sizeBuf [16]byte
+	if k == rkResize {
+		code = "T2002I"
+		x := hash3(r.seed, saltRecSize, uint64(i))
+		size = strconv.AppendInt(sizeBuf[:0], int64(80+int(x%120)), 10)
+		size = append(size, ':')
+		size = strconv.AppendInt(size, int64(24+int(x>>8%40)), 10)
+	}
+	uhi, ulo := hash3(r.seed, saltRecUID, uint64(i)), hash3(r.seed, saltRecUID2, uint64(i))
+	b = append(b, 0x0a, byte(len(typ)))
+	b = append(b, typ...)
+	b = append(b, 0x12, 36)
+	b = appendUUID(b, uhi, ulo)
+	b = appendTimestamp(b, t)
+	b = append(b, 0x2a, 0, 0)
+	mark := len(b)
+	b = appendStrEntry(b, "cluster_name", r.cluster)
+	b = appendStrEntry(b, "code", code)
+	b = appendNumEntry(b, preEI, int64(i))
+	b = appendStrEntry(b, "event", typ)
+	b = appendStrEntry(b, "login", s.login)
+	b = appendStrEntry(b, "namespace", "default")
+	b = appendStrEntry(b, "server_addr", s.host.addr)
+	b = appendStrEntry(b, "server_hostname", s.host.hostname)
+	b = appendStrEntry(b, "server_id", s.host.id)
+	if k == rkLeave {
+		b = appendObjHead(b, "server_labels", strEntryLen("env", len(s.host.env))+strEntryLen("region", len("eu-west-1")))
+		b = appendStrEntry(b, "env", s.host.env)
+		b = appendStrEntry(b, "region", "eu-west-1")
+	}
+	b = appendStrEntry(b, "sid", r.sid)
+	if k == rkResize {
+		b = appendStrHead(b, "size", len(size))
+		b = append(b, size...)
+	}
+	b = appendStrHead(b, "time", len(ts))
+	b = append(b, ts...)
+	b = appendStrHead(b, "uid", 36)
+	b = appendUUID(b, uhi, ulo)
+	b = appendStrEntry(b, "user", s.user)
+	b = fixLen2(b, mark)
+	b = append(b, 0x20)
+	return binary.AppendUvarint(b, uint64(i))
+}
+
+// appendUUID is append(b, uuidString(hi, lo)...).
+func appendUUID(b []byte, hi, lo uint64) []byte {
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:8], hi)
+	binary.BigEndian.PutUint64(u[8:], lo)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	for i, x := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexdigits[x>>4], hexdigits[x&0x0f])
+	}
+	return b
+}
+
+// appendHex64 appends the 16 hex digits of x (each half's nibbles spread
+// into the bytes of a word, then turned into digits all at once).
+func appendHex64(b []byte, x uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, hex8(uint32(x>>32))), hex8(uint32(x)))
+}
+
+func hex8(x uint32) uint64 {
+	v := uint64(x)
+	v = (v | v<<16) & 0x0000ffff0000ffff
+	v = (v | v<<8) & 0x00ff00ff00ff00ff
+	v = (v | v<<4) & 0x0f0f0f0f0f0f0f0f
+	letters := (v + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return v + 0x3030303030303030 + letters*('a'-'0'-10)
+}
+
+// b64Pool holds the base64 of a byte pool from each of the 3 alignments, so
+// that the base64 of any slice of the pool is mostly a copy.
+type b64Pool struct {
+	raw []byte
+	enc [3][]byte
+}
+
+func newB64Pool(raw []byte) *b64Pool {
+	p := &b64Pool{raw: raw}
+	for a := range p.enc {
+		p.enc[a] = base64.StdEncoding.AppendEncode(nil, raw[a:])
+	}
+	return p
+}
+
+// appendEntry writes a Struct entry k: string_value = base64(raw[p:p+n]),
+// as encoding/json and structpb.NewValue encode []byte.
+func (bp *b64Pool) appendEntry(b []byte, k string, p, n int) []byte {
+	b = appendStrHead(b, k, base64.StdEncoding.EncodedLen(n))
+	a, full := p%3, n/3
+	g := (p - a) / 3 * 4
+	b = append(b, bp.enc[a][g:g+4*full]...)
+	return base64.StdEncoding.AppendEncode(b, bp.raw[p+3*full:p+n])
 }
 
 // termOutput is what print events carry: an interactive shell session.
@@ -334,6 +508,8 @@ const termOutput = "\x1b]0;ubuntu@node-1: ~\x07\x1b[01;32mubuntu@node-1\x1b[00m:
 // termPool is termOutput followed by enough of itself that any print event
 // (at most 157 bytes) is one slice of it.
 var termPool = []byte(termOutput + termOutput[:200])
+
+var termB64, tdpB64 = newB64Pool(termPool), newB64Pool(tdpPool)
 
 // tdpPool holds binary "TDP messages" for desktop.recording events.
 var tdpPool = func() []byte {
@@ -475,7 +651,7 @@ func (g *genSegment) sessionRecording(sid string, lo uint64) *genRec {
 
 // stored returns generated event i in its encoded form.
 func (g *genSegment) stored(i int) *storedEvent {
-	var w pbw
+	w := pbw{b: make([]byte, 0, 1024)} // no regrowing: session events are large
 	g.appendEvent(&w, i)
 	return &storedEvent{t: g.timeAt(i), uid: g.uidAt(i), typ: g.typeAt(i), raw: w.b}
 }

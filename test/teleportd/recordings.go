@@ -14,6 +14,7 @@ import (
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -49,9 +50,9 @@ type recSource interface {
 }
 
 type recIter interface {
-	// next appends the EventUnstructured encoding of the next event to w;
+	// next appends the EventUnstructured encoding of the next event to b;
 	// false when there is none.
-	next(w *pbw) bool
+	next(b []byte) ([]byte, bool)
 }
 
 type recFault struct {
@@ -366,21 +367,25 @@ func (a *auditService) StreamUnstructuredSessionEvents(req *auditlogpb.StreamUns
 	}
 	defer flush()
 	it := src.iter(int64(req.GetStartIndex()))
-	capHint := 512
+	// One rawMsg for the stream (the codec is done with it when SendMsg
+	// returns), a buffer per message from msgBufs: gRPC holds it until
+	// written, then gives it back.
+	var msg rawMsg
 	for brk < 0 || sent < int64(brk) {
 		if sent&255 == 255 {
 			if err := ctx.Err(); err != nil {
 				return status.FromContextError(err).Err()
 			}
 		}
-		// A fresh buffer per message: gRPC may still hold the previous
-		// one after SendMsg.
-		w := pbw{b: make([]byte, 0, capHint)}
-		if !it.next(&w) {
+		bp := msgBufs.Get(0)
+		b, ok := it.next(*bp)
+		if !ok {
+			msgBufs.Put(bp)
 			break
 		}
-		capHint = len(w.b) + 64
-		if err := stream.SendMsg(&rawMsg{b: w.b}); err != nil {
+		*bp = b
+		msg.buf = mem.NewBuffer(bp, &msgBufs)
+		if err := stream.SendMsg(&msg); err != nil {
 			return err
 		}
 		sent++
@@ -430,13 +435,13 @@ type expRecIter struct {
 	p int
 }
 
-func (it *expRecIter) next(w *pbw) bool {
+func (it *expRecIter) next(b []byte) ([]byte, bool) {
 	if it.p >= len(it.e.evs) {
-		return false
+		return b, false
 	}
-	w.b = append(w.b, it.e.evs[it.p].raw...)
+	b = append(b, it.e.evs[it.p].raw...)
 	it.p++
-	return true
+	return b, true
 }
 
 // noUIDTypes are the recording event types Teleport never gives a uid.

@@ -474,11 +474,11 @@ func BenchmarkEncodeRecordingEvent(b *testing.B) {
 	n := 0
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		w := pbw{b: make([]byte, 0, 512)}
-		if !it.next(&w) {
+		out, ok := it.next(make([]byte, 0, 512))
+		if !ok {
 			it = src.iter(0)
 		}
-		n += len(w.b)
+		n += len(out)
 	}
 	b.ReportMetric(float64(n)/float64(b.N), "bytes/event")
 }

@@ -162,6 +162,10 @@ func (s *Server) serve(lis net.Listener) {
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		grpc.UnknownServiceHandler(s.unknownHandler),
 		grpc.ForceServerCodecV2(newRawCodec()),
+		// Streams run on reused goroutines, whose stacks have grown
+		// already: a fresh goroutine per recording stream spent ~5% of
+		// the CPU growing its stack.
+		grpc.NumStreamWorkers(16),
 	)
 	proto.RegisterAuthServiceServer(gs, &authService{s: s})
 	gs.RegisterService(auditLogServiceDesc(), &auditService{s: s})

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"sync"
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -15,8 +16,12 @@ import (
 // format directly is an order of magnitude cheaper, which the export
 // benchmarks need. The bytes are sent through rawCodec.
 
-// rawMsg is a pre-encoded protobuf message.
-type rawMsg struct{ b []byte }
+// rawMsg is a pre-encoded protobuf message: b, or buf when set (Marshal
+// hands buf over to gRPC, which frees it once written).
+type rawMsg struct {
+	b   []byte
+	buf mem.Buffer
+}
 
 // rawCodec is the "proto" codec, except that *rawMsg is sent as is.
 type rawCodec struct{ encoding.CodecV2 }
@@ -25,9 +30,38 @@ func newRawCodec() rawCodec { return rawCodec{encoding.GetCodecV2("proto")} }
 
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*rawMsg); ok {
+		if r.buf != nil {
+			buf := r.buf
+			r.buf = nil
+			return mem.BufferSlice{buf}, nil
+		}
 		return mem.BufferSlice{mem.SliceBuffer(r.b)}, nil
 	}
 	return c.CodecV2.Marshal(v)
+}
+
+// msgBufPool recycles the buffers of streamed messages through gRPC's
+// reference counting (mem.NewBuffer), saving an allocation per message.
+// mem.NewBuffer only recycles buffers of more than 1 KiB: they are 2 KiB.
+type msgBufPool struct{ p sync.Pool }
+
+var msgBufs msgBufPool
+
+const msgBufCap = 2 << 10
+
+func (m *msgBufPool) Get(n int) *[]byte {
+	if b, _ := m.p.Get().(*[]byte); b != nil && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, max(n, msgBufCap))
+	return &b
+}
+
+func (m *msgBufPool) Put(b *[]byte) {
+	if c := cap(*b); c >= msgBufCap && c <= 64<<10 {
+		m.p.Put(b)
+	}
 }
 
 // pbw is an append-only protobuf writer. Nested messages are written with
@@ -107,38 +141,21 @@ type sink interface {
 // (ListValue: repeated Value values = 1).
 type wireSink struct{ w *pbw }
 
-func (s wireSink) str(k, v string) {
-	w := s.w
-	e := w.begin(1)
-	w.str(1, k)
-	vm := w.begin(2)
-	w.str(3, v)
-	w.end(vm)
-	w.end(e)
-}
+// str, num and boolean write their entry in one go (sizes computed up front).
+func (s wireSink) str(k, v string) { s.w.b = appendStrEntry(s.w.b, k, v) }
 
 func (s wireSink) num(k string, v int64) {
-	w := s.w
-	e := w.begin(1)
-	w.str(1, k)
-	vm := w.begin(2)
-	w.fixed64(2, math.Float64bits(float64(v)))
-	w.end(vm)
-	w.end(e)
+	b := appendEntryHead(s.w.b, k, 9)
+	b = append(b, 0x11)
+	s.w.b = binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(v)))
 }
 
 func (s wireSink) boolean(k string, v bool) {
-	w := s.w
-	e := w.begin(1)
-	w.str(1, k)
-	vm := w.begin(2)
-	var b uint64
+	var x byte
 	if v {
-		b = 1
+		x = 1
 	}
-	w.varint(4, b)
-	w.end(vm)
-	w.end(e)
+	s.w.b = append(appendEntryHead(s.w.b, k, 2), 0x20, x)
 }
 
 func (s wireSink) strList(k string, vs ...string) {
@@ -230,4 +247,100 @@ func appendEventHeader(w *pbw, typ, id string, tns int64, index int64) {
 	if index != 0 {
 		w.varint(4, uint64(index))
 	}
+}
+
+// --- appending whole entries: sizes computed up front, no nesting ---------------
+
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+// appendEntryHead writes a Struct entry k whose Value message has n bytes,
+// up to those bytes.
+func appendEntryHead(b []byte, k string, n int) []byte {
+	el := 1 + uvarintLen(uint64(len(k))) + len(k) + 1 + uvarintLen(uint64(n)) + n
+	b = append(b, 0x0a)
+	b = binary.AppendUvarint(b, uint64(el))
+	b = append(b, 0x0a)
+	b = binary.AppendUvarint(b, uint64(len(k)))
+	b = append(b, k...)
+	b = append(b, 0x12)
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+// numEntryPrefix is the encoding of a Struct entry k: number_value, up to
+// the 8 bytes of the double (appendNumEntry).
+func numEntryPrefix(k string) []byte { return append(appendEntryHead(nil, k, 9), 0x11) }
+
+func appendNumEntry(b, prefix []byte, v int64) []byte {
+	b = append(b, prefix...)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(v)))
+}
+
+// appendStrHead writes a Struct entry k: string_value of n bytes, up to
+// those bytes.
+func appendStrHead(b []byte, k string, n int) []byte {
+	b = append(appendEntryHead(b, k, 1+uvarintLen(uint64(n))+n), 0x1a)
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+// strEntryLen is the size of the Struct entry k: string_value of n bytes.
+func strEntryLen(k string, n int) int {
+	vl := 1 + uvarintLen(uint64(n)) + n
+	el := 1 + uvarintLen(uint64(len(k))) + len(k) + 1 + uvarintLen(uint64(vl)) + vl
+	return 1 + uvarintLen(uint64(el)) + el
+}
+
+// appendObjHead writes a Struct entry k: struct_value of n bytes of
+// entries, up to those entries.
+func appendObjHead(b []byte, k string, n int) []byte {
+	b = append(appendEntryHead(b, k, 1+uvarintLen(uint64(n))+n), 0x2a)
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+func appendStrEntry(b []byte, k, v string) []byte {
+	return append(appendStrHead(b, k, len(v)), v...)
+}
+
+// appendTimestamp writes EventUnstructured.time (field 3) as
+// appendEventHeader does.
+func appendTimestamp(b []byte, tns int64) []byte {
+	sec, nsec := tns/1e9, tns%1e9
+	if nsec < 0 {
+		sec--
+		nsec += 1e9
+	}
+	n := 0
+	if sec != 0 {
+		n += 1 + uvarintLen(uint64(sec))
+	}
+	if nsec != 0 {
+		n += 1 + uvarintLen(uint64(nsec))
+	}
+	b = append(b, 0x1a, byte(n)) // n <= 17
+	if sec != 0 {
+		b = append(b, 0x08)
+		b = binary.AppendUvarint(b, uint64(sec))
+	}
+	if nsec != 0 {
+		b = append(b, 0x10)
+		b = binary.AppendUvarint(b, uint64(nsec))
+	}
+	return b
+}
+
+// fixLen2 writes the length of the message that starts at mark, behind 2
+// bytes reserved for it, moving the message when its length takes another
+// number of bytes.
+func fixLen2(b []byte, mark int) []byte {
+	n := len(b) - mark
+	sz := uvarintLen(uint64(n))
+	switch {
+	case sz == 1:
+		copy(b[mark-1:], b[mark:])
+		b = b[:len(b)-1]
+	case sz > 2:
+		b = append(b, make([]byte, sz-2)...)
+		copy(b[mark+sz-2:], b[mark:mark+n])
+	}
+	binary.PutUvarint(b[mark-2:], uint64(n))
+	return b
 }
