@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gravitational/teleport/api/client"
@@ -22,9 +23,10 @@ import (
 )
 
 // The audit path alone: the plugin's bulk export source (the same code,
-// Concurrency chunks at a time), the engine's queue, and a loop that every
-// second takes callback_bytes, copies them into one buffer and commits the
-// cursor (apply + durable save), like Collect and Handed. No session
+// Concurrency chunks at a time), the engine's queue, a stager copying
+// records into the next take's buffer, and a loop that every second takes
+// that buffer and commits the cursor (apply + durable save), like Collect
+// and Handed. No session
 // recordings and no locking. It runs as a child process (bench
 // -audit-path-child) so that its CPU time and peak RSS are its own.
 
@@ -55,8 +57,7 @@ func runAuditPath(c *config, auth *authProc, start time.Time, memLimit string) (
 	cmd := exec.Command(self, "-audit-path-child",
 		"-child-addr", auth.addr, "-child-identity", auth.identity, "-child-storage", storage,
 		"-child-start", start.Format(time.RFC3339Nano), "-n", strconv.FormatInt(c.n, 10),
-		"-concurrency", strconv.Itoa(c.concurrency), "-callback-bytes", c.callbackBytes, "-queue-bytes", c.queueBytes,
-		"-take-window", c.takeWindow.String())
+		"-concurrency", strconv.Itoa(c.concurrency), "-callback-bytes", c.callbackBytes, "-queue-bytes", c.queueBytes)
 	cmd.Stderr = os.Stderr
 	if memLimit != "" {
 		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
@@ -73,7 +74,7 @@ func runAuditPath(c *config, auth *authProc, start time.Time, memLimit string) (
 }
 
 // auditPathChild is the child's main.
-func auditPathChild(addr, identity, storage, startS string, n int64, concurrency int, callbackBytes, queueBytes string, window time.Duration) error {
+func auditPathChild(addr, identity, storage, startS string, n int64, concurrency int, callbackBytes, queueBytes string) error {
 	t0 := time.Now()
 	cfg, _, err := conf.Load(func(k string) string {
 		return map[string]string{"teleport_addr": addr, "storage_dir": storage, "teleport_identity": identity,
@@ -109,7 +110,39 @@ func auditPathChild(addr, identity, storage, startS string, n int64, concurrency
 	defer cancel()
 	go func() { _ = src.Run(rctx, work, q) }()
 
-	var items []record.Item
+	// A stager moves records into the next take's buffer as they are
+	// queued, like the engine's (engine/stage.go); every second the buffer
+	// is taken and its positions committed.
+	var (
+		mu     sync.Mutex
+		buf    []byte
+		staged []record.Item
+		took   int64
+	)
+	go func() {
+		var items []record.Item
+		for rctx.Err() == nil {
+			mu.Lock()
+			room := cfg.CallbackBytes - len(buf)
+			mu.Unlock()
+			items = q.TakeUpTo(items[:0], min(room/2+1, 1<<20))
+			if len(items) == 0 {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			mu.Lock()
+			for k := range items {
+				buf = append(buf, items[k].Data...)
+				if items[k].Data != nil {
+					took++
+				}
+				items[k].Data = nil
+				staged = append(staged, items[k])
+				items[k] = record.Item{}
+			}
+			mu.Unlock()
+		}
+	}()
 	var records, firstRecs int64
 	var first time.Time
 	res := &auditPathResult{}
@@ -117,44 +150,25 @@ func auditPathChild(addr, identity, storage, startS string, n int64, concurrency
 	for records < n {
 		next = next.Add(time.Second)
 		time.Sleep(time.Until(next))
-		items = q.Take(items[:0], cfg.CallbackBytes)
-		size := 0
+		mu.Lock()
+		items, n1 := staged, took
+		buf, staged, took = make([]byte, 0, len(buf)), nil, 0
+		mu.Unlock()
 		for k := range items {
-			size += len(items[k].Data)
-		}
-		// With a take window, the "callback" keeps taking what the
-		// fetchers add (the queue can then hold less than a second).
-		for end := time.Now().Add(window); size < cfg.CallbackBytes && time.Now().Before(end); {
-			time.Sleep(2 * time.Millisecond)
-			k0 := len(items)
-			items = q.TakeUpTo(items, cfg.CallbackBytes-size)
-			for k := k0; k < len(items); k++ {
-				size += len(items[k].Data)
-			}
-		}
-		buf := make([]byte, 0, size)
-		took := int64(0)
-		for k := range items {
-			buf = append(buf, items[k].Data...)
-			if items[k].Data != nil {
-				took++
-			}
 			if items[k].Pos.Kind != 0 {
 				st.Apply(&items[k].Pos)
 			}
-			items[k] = record.Item{}
 		}
-		_ = buf
 		if len(items) > 0 {
 			if err := store.Save(st); err != nil {
 				return err
 			}
 		}
-		if took > 0 && first.IsZero() {
-			first, firstRecs = time.Now(), took
+		if n1 > 0 && first.IsZero() {
+			first, firstRecs = time.Now(), n1
 		}
-		records += took
-		res.MaxTake = max(res.MaxTake, took)
+		records += n1
+		res.MaxTake = max(res.MaxTake, n1)
 	}
 	res.N = records
 	res.WallS = time.Since(t0).Seconds()

@@ -51,7 +51,6 @@ type config struct {
 	plugin        string
 	skip          string
 	verbose       bool
-	takeWindow    time.Duration
 	auditMemLimit string
 }
 
@@ -88,7 +87,7 @@ func main() {
 	flag.Float64Var(&c.days, "days", 2, "the backlog spans this many days, ending now")
 	flag.IntVar(&c.concurrency, "concurrency", 5, "export chunks fetched at once (plugin and bare drain)")
 	flag.StringVar(&c.callbackBytes, "callback-bytes", "64M", "plugin callback_bytes")
-	flag.StringVar(&c.queueBytes, "queue-bytes", "128M", "plugin queue_bytes (the audit queue gets half)")
+	flag.StringVar(&c.queueBytes, "queue-bytes", "16M", "plugin queue_bytes (the audit queue gets half)")
 	flag.StringVar(&c.extraProps, "props", "", "more plugin properties, k=v,k=v")
 	flag.IntVar(&c.baselineN, "baseline", 20_000, "events POSTed by the Event-Handler-style baseline (the rate is extrapolated)")
 	flag.Float64Var(&c.rate, "rate", 1000, "events/s written during the freshness run")
@@ -101,7 +100,6 @@ func main() {
 	bin := flag.String("bin", "build", "directory holding teleportd, flbhost and in_teleport.so")
 	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,audit,rss,baseline,fresh,restart")
 	flag.BoolVar(&c.verbose, "v", false, "copy the host's log to stderr")
-	flag.DurationVar(&c.takeWindow, "take-window", 0, "audit path: keep taking what the fetchers add for this long after each 1 s take (models a callback that streams; 0 = one take)")
 	flag.StringVar(&c.auditMemLimit, "audit-memlimit", "100MiB", "also run the audit path with this GOMEMLIMIT (\"\" = skip)")
 	child := flag.Bool("audit-path-child", false, "(internal) run the audit-path measurement")
 	childAddr := flag.String("child-addr", "", "(internal)")
@@ -110,7 +108,7 @@ func main() {
 	childStart := flag.String("child-start", "", "(internal)")
 	flag.Parse()
 	if *child {
-		if err := auditPathChild(*childAddr, *childID, *childStorage, *childStart, c.n, c.concurrency, c.callbackBytes, c.queueBytes, c.takeWindow); err != nil {
+		if err := auditPathChild(*childAddr, *childID, *childStorage, *childStart, c.n, c.concurrency, c.callbackBytes, c.queueBytes); err != nil {
 			fatal(err)
 		}
 		return
