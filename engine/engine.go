@@ -360,9 +360,9 @@ func (e *Engine) connect() Conn {
 
 // SoftMemoryLimit is the Go heap limit the plugin asks for: what the
 // configuration bounds on the Go heap (the queues, and the positions of a
-// staged callback; the staged records themselves are in C memory) plus room
-// for the client and its buffers. Go's GC otherwise lets the heap grow to
+// staged callback, merged per chunk and recording; the staged records
+// themselves are in C memory) plus room for the client and its buffers. Go's GC otherwise lets the heap grow to
 // twice what is live.
 func SoftMemoryLimit(cfg *conf.Config) int64 {
-	return int64(cfg.QueueBytes) + int64(cfg.CallbackBytes)/2 + 48<<20
+	return int64(cfg.QueueBytes) + int64(cfg.CallbackBytes)/8 + 40<<20
 }

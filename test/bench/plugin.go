@@ -102,6 +102,7 @@ func (r *hostRun) scrape() (audit, session int64, err error) {
 type drainResult struct {
 	n          int64         // audit events handed over
 	sessions   int64         // recording events handed over meanwhile
+	streamed   int64         // recording events the stand-in served meanwhile (skipped ones included)
 	wall       time.Duration // host start to the callback that completed n
 	steadyRate float64       // events/s from the first to the completing callback
 	cpu        time.Duration // host CPU time at that callback
@@ -117,6 +118,7 @@ type drainResult struct {
 // drainPlugin runs the plugin until n audit events are handed over.
 func drainPlugin(c *config, auth *authProc, n int64, dir string, props map[string]string, timeout time.Duration, logw io.Writer) (*drainResult, error) {
 	authCPU0, _ := procCPU(auth.pid())
+	served0 := auth.recordingEvents()
 	r, err := startHost(c, dir, props, 1000, "", logw)
 	if err != nil {
 		return nil, err
@@ -143,6 +145,7 @@ func drainPlugin(c *config, auth *authProc, n int64, dir string, props map[strin
 				return nil, err
 			}
 			authCPU1, _ := procCPU(auth.pid())
+			streamed := auth.recordingEvents() - served0
 			// The completing callback is the last one ingested before the
 			// counter showed n (it counts at the commit right after).
 			k := len(lines) - 1
@@ -153,7 +156,7 @@ func drainPlugin(c *config, auth *authProc, n int64, dir string, props map[strin
 				return nil, fmt.Errorf("metrics say %d events but no callback was recorded", audit)
 			}
 			res := &drainResult{n: audit, sessions: sessions, wall: lines[k].at.Sub(r.started), cpu: lines[k].cpu,
-				hwm: hwm, authCPU: authCPU1 - authCPU0, callbacks: k + 1, firstAt: lines[0].at.Sub(r.started)}
+				hwm: hwm, authCPU: authCPU1 - authCPU0, callbacks: k + 1, firstAt: lines[0].at.Sub(r.started), streamed: streamed}
 			var recs int64
 			for i := 0; i <= k; i++ {
 				recs += lines[i].records

@@ -82,7 +82,9 @@ func startAuth(bin, dir string, args ...string) (*authProc, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, append([]string{"--dir", dir}, args...)...)
+	// --stats: its recording counters tell how many recording events the
+	// plugin streamed, skipped ones included.
+	cmd := exec.Command(bin, append([]string{"--dir", dir, "--stats", "250ms"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -105,6 +107,24 @@ func startAuth(bin, dir string, args ...string) (*authProc, error) {
 }
 
 func (a *authProc) pid() int { return a.cmd.Process.Pid }
+
+// recordingEvents is the number of recording events the stand-in has served
+// so far, from its last stats line (up to 250ms old).
+func (a *authProc) recordingEvents() int64 {
+	b, _ := os.ReadFile(filepath.Join(a.dir, "teleportd.log"))
+	i := bytes.LastIndex(b, []byte("stats: recordings: "))
+	if i < 0 {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b[i:], []byte("\n"))
+	for _, f := range strings.Fields(string(line)) {
+		if v, ok := strings.CutPrefix(f, "events="); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
 
 func (a *authProc) stop() {
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
