@@ -100,6 +100,10 @@ type Engine struct {
 // A variable so tests can lower it.
 var maxActiveSessions = 8192
 
+// searchSettle is how long the search path keeps re-reading a window past
+// its end, for events stored late. A variable so tests can change it.
+var searchSettle = time.Minute
+
 // ErrStartTime is returned when start_time differs from the one fixed on the
 // first run.
 var ErrStartTime = errors.New("start_time differs from the stored start time")
@@ -291,7 +295,7 @@ func (e *Engine) run(work *cursor.State) {
 				work.Search = &cursor.Search{WindowStart: work.StartTime}
 			}
 			src := &teleport.SearchSource{API: conn, Filter: filter, Metrics: e.metrics, Types: e.cfg.Types, Batch: e.cfg.Batch,
-				WindowSize: e.cfg.WindowSize, Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
+				WindowSize: e.cfg.WindowSize, Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now, Settle: searchSettle}
 			_ = src.Run(e.ctx, work.Search, e.queue)
 			return
 		default:

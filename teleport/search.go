@@ -25,6 +25,10 @@ type SearchSource struct {
 	Poll       time.Duration
 	Log        *logging.Logger
 	Now        func() time.Time
+	// Settle keeps a window open this long past its end: events are stored
+	// with their own time, a little after it, and one landing in a window
+	// already closed would never be searched again.
+	Settle time.Duration
 	Metrics    *metrics.Metrics
 }
 
@@ -35,8 +39,9 @@ func (s *SearchSource) Run(ctx context.Context, st *cursor.Search, sink Sink) er
 	for {
 		now := s.Now().UTC()
 		end := st.WindowStart.Add(s.WindowSize)
-		closed := !end.After(now) // the whole window is in the past
-		if !closed {
+		closed := !end.After(now.Add(-s.Settle)) // the whole window is in the past, settled
+		current := end.After(now)                // the window holds the present
+		if current {
 			end = now
 		}
 		if st.WindowStart.After(now) {
@@ -93,8 +98,12 @@ func (s *SearchSource) Run(ctx context.Context, st *cursor.Search, sink Sink) er
 			s.Log.Debugf("search: window up to %s done", end.Format(time.RFC3339))
 			continue
 		}
-		if err := sink.Put(ctx, record.Item{CaughtUp: true}); err != nil {
-			return err
+		// Caught up only in the window that holds the present: a window
+		// that ended and is settling has a next one to read.
+		if current {
+			if err := sink.Put(ctx, record.Item{CaughtUp: true}); err != nil {
+				return err
+			}
 		}
 		if err := sleep(ctx, s.Poll); err != nil {
 			return err
