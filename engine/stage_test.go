@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,12 +113,14 @@ func TestStageMergedPositionsCommitTheSameState(t *testing.T) {
 }
 
 // Every buffer the engine allocates is either handed over by a callback or
-// freed: at Stop with records staged while paused, and when an oversized
-// record needs a larger buffer.
+// freed (at Stop, with records staged while paused). A record larger than
+// callback_bytes goes alone in a callback of its own size.
 func TestStageBuffersHandedOverOrFreed(t *testing.T) {
 	h := newHarness(t)
 	h.cfg.CallbackBytes = 4 << 10
 	want := h.auth.add(start.Add(time.Hour), time.Minute, 300, "user.login")
+	big := h.auth.addEvent("user.login", start.Add(time.Hour+90*time.Second), map[string]any{"blob": strings.Repeat("x", 3*h.cfg.CallbackBytes)})
+	want = append(want, big)
 	var mu sync.Mutex
 	live := map[*byte]int{}
 	frees := 0
@@ -144,10 +147,15 @@ func TestStageBuffersHandedOverOrFreed(t *testing.T) {
 		delete(live, &b[0])
 	}
 	var got []string
+	sawBig := false
 	for deadline := time.Now().Add(10 * time.Second); len(got) < 100 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		if b := e.Collect(); len(b) > 0 {
-			require.LessOrEqual(t, len(b), h.cfg.CallbackBytes)
-			got = append(got, uids(t, b)...)
+			u := uids(t, b)
+			if len(b) > h.cfg.CallbackBytes {
+				require.Equal(t, []string{big}, u, "only an oversized record makes a callback larger than callback_bytes")
+				sawBig = true
+			}
+			got = append(got, u...)
 			handed(b)
 			e.Handed()
 		}
@@ -163,5 +171,6 @@ func TestStageBuffersHandedOverOrFreed(t *testing.T) {
 	defer mu.Unlock()
 	assert.Empty(t, live, "every buffer handed over or freed")
 	assert.Equal(t, 1, frees, "the buffer staged while paused")
+	assert.True(t, sawBig, "the oversized record was handed over")
 	assert.Subset(t, want, got)
 }
