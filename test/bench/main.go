@@ -95,7 +95,7 @@ func main() {
 	flag.DurationVar(&c.freshFor, "fresh-for", 30*time.Second, "length of the freshness measurement")
 	flag.DurationVar(&c.warmup, "warmup", 5*time.Second, "events of the first seconds of the freshness run are not measured")
 	flag.DurationVar(&c.timeout, "timeout", 4*time.Minute, "stop the plugin drain after this long (what was reached is reported)")
-	flag.DurationVar(&c.rssTimeout, "rss-timeout", 3*time.Minute, "the same for the drain of the second size")
+	flag.DurationVar(&c.rssTimeout, "rss-timeout", 10*time.Minute, "the same for the drain of the second size")
 	flag.StringVar(&c.dir, "dir", "build/bench", "working directory (state, logs, results.md)")
 	bin := flag.String("bin", "build", "directory holding teleportd, flbhost and in_teleport.so")
 	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,audit,rss,baseline,fresh,restart")

@@ -262,6 +262,17 @@ func (s *Server) RecordingEvents(sid string) []RecordingEventMeta {
 	return nil
 }
 
+// RecordingTotals is RecordingStats without the per-session maps, and the
+// number of sessions requested: cheap enough to poll (copying the maps holds
+// every recording stream up while a backlog has hundreds of thousands).
+func (s *Server) RecordingTotals() (RecordingStats, int) {
+	r := &s.rec
+	r.mu.Lock()
+	n := len(r.callsSid)
+	r.mu.Unlock()
+	return RecordingStats{Calls: r.calls.Load(), NotFound: r.notFound.Load(), Failed: r.failed.Load(), Events: r.events.Load()}, n
+}
+
 // RecordingStats returns a snapshot of the recording counters.
 func (s *Server) RecordingStats() RecordingStats {
 	r := &s.rec

@@ -145,9 +145,9 @@ func main() {
 				log.Printf("stats: events=%d exported=%d searched=%d chunks-listed=%d calls: ping=%d chunks=%d export=%d search=%d unimplemented=%d errors=%d handshakes ok=%d failed=%d",
 					s.Count(), st.EventsExported, st.EventsSearched, st.ChunksListed, st.Ping, st.GetEventExportChunks,
 					st.ExportUnstructuredEvents, st.GetUnstructuredEvents, st.Unimplemented, st.Errors, st.HandshakesOK, st.HandshakesFailed)
-				rs := s.RecordingStats()
+				rs, sessions := s.RecordingTotals()
 				log.Printf("stats: recordings: calls=%d not-found=%d failed=%d events=%d sessions=%d; locks=%d",
-					rs.Calls, rs.NotFound, rs.Failed, rs.Events, len(rs.EventsPerSession), len(s.Locks()))
+					rs.Calls, rs.NotFound, rs.Failed, rs.Events, sessions, len(s.Locks()))
 			}
 		}()
 	}
