@@ -28,8 +28,8 @@ type SearchSource struct {
 	// Settle keeps a window open this long past its end: events are stored
 	// with their own time, a little after it, and one landing in a window
 	// already closed would never be searched again.
-	Settle time.Duration
-	Metrics    *metrics.Metrics
+	Settle  time.Duration
+	Metrics *metrics.Metrics
 }
 
 // Run exports from st (the source's working copy) until ctx ends; failures
