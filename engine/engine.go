@@ -37,8 +37,8 @@ type Options struct {
 	// Alloc returns n bytes for the records of one callback. The plugin
 	// passes C memory, which Fluent Bit may free(); nil means Go memory.
 	Alloc func(n int) []byte
-	// Free releases a buffer from Alloc that was never handed over (at
-	// Stop, or when an oversized record needs a larger one); nil for Go
+	// Free releases a buffer from Alloc that is not handed over (a staged
+	// buffer at Stop, or one an oversized record outgrew); nil for Go
 	// memory.
 	Free func([]byte)
 	// OnDrained is called once when exit_on_last_event is set and the
@@ -86,7 +86,7 @@ type Engine struct {
 	wantExit     bool // exit_on_last_event: everything up to now is handed over
 	// auditCaughtUp: an audit source's caught-up marker was handed over.
 	auditCaughtUp bool
-	flip          bool // which queue goes first in the next callback
+	flip          bool // which queue the stager takes from first next time
 	progress      progress
 	pendingBytes  int
 
@@ -365,8 +365,8 @@ func (e *Engine) connect() Conn {
 // SoftMemoryLimit is the Go heap limit the plugin asks for: what the
 // configuration bounds on the Go heap (the queues, and the positions of a
 // staged callback, merged per chunk and recording; the staged records
-// themselves are in C memory) plus room for the client and its buffers. Go's GC otherwise lets the heap grow to
-// twice what is live.
+// themselves are in C memory) plus room for the client and its buffers.
+// Go's GC otherwise lets the heap grow to twice what is live.
 func SoftMemoryLimit(cfg *conf.Config) int64 {
 	return int64(cfg.QueueBytes) + int64(cfg.CallbackBytes)/8 + 40<<20
 }

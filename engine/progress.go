@@ -31,7 +31,7 @@ type batch struct {
 	bytes          int
 	newestAudit    time.Time
 	caughtUp       bool // everything fetched so far is handed over, recordings included
-	announces      int  // recordings announced (some may be known already)
+	announces      int  // announcements of sessions not in the state when staged (hold-back)
 }
 
 // add accounts for one hand-over; fellBehind reports the switch from

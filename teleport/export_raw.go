@@ -40,6 +40,14 @@ type grpcConn interface {
 // rawExportStream returns a stream of raw ExportEventUnstructured messages
 // when api is a teleport/api client, nil otherwise.
 func rawExportStream(ctx context.Context, api AuditLog, req *auditlogpb.ExportUnstructuredEventsRequest) (*rawStream, error) {
+	return openRawStream(ctx, api, &auditlogpb.AuditLogService_ServiceDesc.Streams[1],
+		auditlogpb.AuditLogService_ExportUnstructuredEvents_FullMethodName, req)
+}
+
+// openRawStream opens a server stream that sends req and whose responses
+// are kept as wire bytes, when api is a teleport/api client (nil, nil
+// otherwise).
+func openRawStream(ctx context.Context, api any, desc *grpc.StreamDesc, method string, req any) (*rawStream, error) {
 	gc, ok := api.(grpcConn)
 	if !ok {
 		return nil, nil
@@ -49,8 +57,7 @@ func rawExportStream(ctx context.Context, api AuditLog, req *auditlogpb.ExportUn
 		return nil, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	cs, err := cc.NewStream(ctx, &auditlogpb.AuditLogService_ServiceDesc.Streams[1],
-		auditlogpb.AuditLogService_ExportUnstructuredEvents_FullMethodName, grpc.ForceCodecV2(rawCodec{}))
+	cs, err := cc.NewStream(ctx, desc, method, grpc.ForceCodecV2(rawCodec{}))
 	if err == nil {
 		err = cs.SendMsg(req)
 	}
@@ -64,7 +71,7 @@ func rawExportStream(ctx context.Context, api AuditLog, req *auditlogpb.ExportUn
 	return &rawStream{cs: cs, cancel: cancel}, nil
 }
 
-// rawStream reads one export stream; frame holds the current message's
+// rawStream reads one raw server stream; frame holds the current message's
 // bytes until the next call to next.
 type rawStream struct {
 	cs     grpc.ClientStream

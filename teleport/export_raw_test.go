@@ -154,6 +154,21 @@ func TestSlabPiecesAreExactAndIndependent(t *testing.T) {
 	}
 }
 
+// standIn starts the Auth Service stand-in and dials it with a real
+// teleport/api client; both end with the test.
+func standIn(tb testing.TB) (*teleportd.Server, *client.Client) {
+	dir := tb.TempDir()
+	s, err := teleportd.Start(teleportd.Options{Dir: filepath.Join(dir, "auth")})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	id := filepath.Join(dir, "identity")
+	require.NoError(tb, s.WriteIdentity(id, time.Hour))
+	clt, err := Dial(context.Background(), s.Addr(), client.LoadIdentityFile(id))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { clt.Close() })
+	return s, clt
+}
+
 // typedOnly hides the client's gRPC connection, so ExportSource takes the
 // typed path.
 type typedOnly struct{ *client.Client }
@@ -175,18 +190,10 @@ func (c *collect) Put(_ context.Context, it record.Item) error {
 // TestRawExportMatchesTypedExport exports the same generated chunks through
 // the real client both ways.
 func TestRawExportMatchesTypedExport(t *testing.T) {
-	dir := t.TempDir()
-	s, err := teleportd.Start(teleportd.Options{Dir: filepath.Join(dir, "auth")})
-	require.NoError(t, err)
-	defer s.Close()
+	s, clt := standIn(t)
+	ctx := context.Background()
 	day := time.Now().UTC().Add(-48 * time.Hour).Truncate(24 * time.Hour)
 	s.Generate(teleportd.GenSpec{Start: day.Add(time.Hour), Count: 3000, Span: time.Hour, Seed: 5, ChunkSize: 1000, Precision: time.Millisecond})
-	id := filepath.Join(dir, "identity")
-	require.NoError(t, s.WriteIdentity(id, time.Hour))
-	ctx := context.Background()
-	clt, err := Dial(ctx, s.Addr(), client.LoadIdentityFile(id))
-	require.NoError(t, err)
-	defer clt.Close()
 
 	f := NewFilter(nil, []string{"cert.create"}, day.Add(time.Hour+10*time.Minute))
 	run := func(api AuditLog) []record.Item {
@@ -229,7 +236,7 @@ func TestRawExportMatchesTypedExport(t *testing.T) {
 	}
 
 	// Errors are the typed client's: an unknown chunk is NotFound.
-	_, err, _ = src.streamChunk(ctx, &auditlogpb.ExportUnstructuredEventsRequest{Date: timestamppb.New(day), Chunk: "nope"}, "d", "nope", new(string), &collect{}, &slab{})
+	_, err, _ := src.streamChunk(ctx, &auditlogpb.ExportUnstructuredEventsRequest{Date: timestamppb.New(day), Chunk: "nope"}, "d", "nope", new(string), &collect{}, &slab{})
 	src.API = clt
 	_, rerr, _ := src.streamChunk(ctx, &auditlogpb.ExportUnstructuredEventsRequest{Date: timestamppb.New(day), Chunk: "nope"}, "d", "nope", new(string), &collect{}, &slab{})
 	require.Error(t, err)
@@ -243,17 +250,9 @@ var _ stream.Stream[int]
 // generatedFrames returns the wire messages of n generated events (every
 // kind the stand-in makes), as the export stream delivers them.
 func generatedFrames(b *testing.B, n int) [][]byte {
-	dir := b.TempDir()
-	s, err := teleportd.Start(teleportd.Options{Dir: filepath.Join(dir, "auth")})
-	require.NoError(b, err)
-	defer s.Close()
+	s, clt := standIn(b)
 	day := time.Now().UTC().Add(-48 * time.Hour).Truncate(24 * time.Hour)
 	s.Generate(teleportd.GenSpec{Start: day.Add(time.Hour), Count: n, Span: time.Hour, Seed: 5, ChunkSize: n, Precision: time.Millisecond})
-	id := filepath.Join(dir, "identity")
-	require.NoError(b, s.WriteIdentity(id, time.Hour))
-	clt, err := Dial(context.Background(), s.Addr(), client.LoadIdentityFile(id))
-	require.NoError(b, err)
-	defer clt.Close()
 	raw, err := rawExportStream(context.Background(), clt, &auditlogpb.ExportUnstructuredEventsRequest{Date: timestamppb.New(day), Chunk: s.Chunks(day)[0]})
 	require.NoError(b, err)
 	var frames [][]byte

@@ -7,7 +7,6 @@ import (
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"github.com/gravitational/trace"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -67,29 +66,10 @@ func (s *SessionSource) openSession(ctx context.Context, sid string, from int64,
 // rawSessionStream returns a stream of raw EventUnstructured messages of one
 // recording when api is a teleport/api client, nil otherwise.
 func rawSessionStream(ctx context.Context, api SessionAPI, sid string, from int64) (*rawStream, error) {
-	gc, ok := api.(grpcConn)
-	if !ok {
-		return nil, nil
-	}
-	cc := gc.GetConnection()
-	if cc == nil {
-		return nil, nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	cs, err := cc.NewStream(ctx, &auditlogpb.AuditLogService_ServiceDesc.Streams[0],
-		auditlogpb.AuditLogService_StreamUnstructuredSessionEvents_FullMethodName, grpc.ForceCodecV2(rawCodec{}))
-	if err == nil {
-		// int32 like the client's request: the protocol's field is int32.
-		err = cs.SendMsg(&auditlogpb.StreamUnstructuredSessionEventsRequest{SessionId: sid, StartIndex: int32(from)})
-	}
-	if err == nil {
-		err = cs.CloseSend()
-	}
-	if err != nil {
-		cancel()
-		return nil, trace.Wrap(err)
-	}
-	return &rawStream{cs: cs, cancel: cancel}, nil
+	// int32 like the client's request: the protocol's field is int32.
+	return openRawStream(ctx, api, &auditlogpb.AuditLogService_ServiceDesc.Streams[0],
+		auditlogpb.AuditLogService_StreamUnstructuredSessionEvents_FullMethodName,
+		&auditlogpb.StreamUnstructuredSessionEventsRequest{SessionId: sid, StartIndex: int32(from)})
 }
 
 // decodeRawSession turns one raw EventUnstructured into its index and item,

@@ -2,11 +2,9 @@ package teleport
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/gravitational/teleport/api/client"
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
-	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/teleportd"
 )
 
 func TestEncodeRawSessionMatchesEncode(t *testing.T) {
@@ -73,16 +70,8 @@ func TestEncodeRawSessionMatchesEncode(t *testing.T) {
 // TestRawSessionMatchesTypedSession streams the same recordings through the
 // real client both ways: whole, resumed, missing and broken off.
 func TestRawSessionMatchesTypedSession(t *testing.T) {
-	dir := t.TempDir()
-	s, err := teleportd.Start(teleportd.Options{Dir: filepath.Join(dir, "auth")})
-	require.NoError(t, err)
-	defer s.Close()
-	id := filepath.Join(dir, "identity")
-	require.NoError(t, s.WriteIdentity(id, time.Hour))
+	s, clt := standIn(t)
 	ctx := context.Background()
-	clt, err := Dial(ctx, s.Addr(), client.LoadIdentityFile(id))
-	require.NoError(t, err)
-	defer clt.Close()
 	_, isRaw := SessionAPI(clt).(grpcConn)
 	require.True(t, isRaw)
 	_, isRaw = SessionAPI(typedOnly{clt}).(grpcConn)

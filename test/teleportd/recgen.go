@@ -92,37 +92,12 @@ func (g *genSegment) recordingLen(h uint64) int {
 	return defaultRecordingLen(h)
 }
 
-func (r *genRec) kindAt(i int) recKind {
-	switch {
-	case i == 0:
-		return rkStart
-	case i == r.n-1:
-		return rkEnd
-	case i == 1:
-		return rkResize
-	case i == r.n-2 && r.n >= 5:
-		return rkLeave
-	}
-	x := hash3(r.seed, saltRecKind, uint64(i))
-	if x%50 == 0 {
-		return rkResize
-	}
-	if r.desktop && x>>8&1 == 1 {
-		return rkDesktop
-	}
-	return rkPrint
-}
+func (r *genRec) kindAt(i int) recKind { return r.kindFor(i, hashKey(r.seed, saltRecKind)) }
 
 // printBytes is the size of the data of print event i: keystroke echoes of
 // 1-3 bytes, and output of 8-157 bytes. genRecCursor computes it with
 // printLen; the tests' reference encoder uses this.
-func (r *genRec) printBytes(i int) int {
-	x := hash3(r.seed, saltRecBytes, uint64(i))
-	if x%4 == 0 {
-		return 1 + int((x>>8)%3)
-	}
-	return 8 + int((x>>8)%150)
-}
+func (r *genRec) printBytes(i int) int { return printLen(hash3(r.seed, saltRecBytes, uint64(i))) }
 
 func (r *genRec) desktopBytes(i int) int {
 	return 12 + int(hash3(r.seed, saltRecBytes, uint64(i))>>8%300)
@@ -239,8 +214,10 @@ func (r *genRec) keys() recKeys {
 }
 
 // kindK is kindAt with the cursor's key.
-func (c *genRecCursor) kindK(i int) recKind {
-	r := c.r
+func (c *genRecCursor) kindK(i int) recKind { return c.r.kindFor(i, c.k.kind) }
+
+// kindFor is the kind of event i, key being hashKey(seed, saltRecKind).
+func (r *genRec) kindFor(i int, key uint64) recKind {
 	switch {
 	case i == 0:
 		return rkStart
@@ -251,7 +228,7 @@ func (c *genRecCursor) kindK(i int) recKind {
 	case i == r.n-2 && r.n >= 5:
 		return rkLeave
 	}
-	x := mix64(c.k.kind ^ uint64(i))
+	x := mix64(key ^ uint64(i))
 	if x%50 == 0 {
 		return rkResize
 	}
