@@ -50,6 +50,11 @@ type Config struct {
 	// Engine limits (plugin-only keys).
 	CallbackBytes int // callback_bytes: byte budget handed to Fluent Bit per callback
 	QueueBytes    int // queue_bytes: bound on records fetched but not yet handed over
+	// CommitDelay is how long (while the input is not paused) a callback's
+	// records stay uncommitted after Fluent Bit took them: Fluent Bit copies
+	// them into the input thread's ring buffer and puts them into a chunk
+	// only on a later 250 ms timer (see the README's cursor section).
+	CommitDelay time.Duration // commit_delay
 
 	// ConfigFile is the TOML file read (config / FDFWD_CONFIG), as named;
 	// "" when none.
@@ -71,6 +76,10 @@ const (
 	DefaultQueueBytes       = 32 << 20
 	DefaultProgressInterval = 30 * time.Second
 	DefaultLockAttempts     = 3
+	DefaultCommitDelay      = time.Second
+	// MinCommitDelay is above Fluent Bit's ring-buffer timer (250 ms) with
+	// room for a busy main thread.
+	MinCommitDelay = 500 * time.Millisecond
 
 	DefaultSessionGiveUpAfter   = 48 * time.Hour
 	DefaultSessionRetryInterval = 10 * time.Second

@@ -146,6 +146,9 @@ var keyDefs = []keyDef{
 	{prop: "queue_bytes", env: []string{"FDFWD_QUEUE_BYTES"},
 		toml: []string{"queue-bytes"},
 		kind: kindSize, min: MinQueueBytes, field: func(c *Config) any { return &c.QueueBytes }},
+	{prop: "commit_delay", env: []string{"FDFWD_COMMIT_DELAY"},
+		toml: []string{"commit-delay"},
+		kind: kindDuration, min: int64(MinCommitDelay), field: func(c *Config) any { return &c.CommitDelay }},
 }
 
 // Lower bounds of the size keys.

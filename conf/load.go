@@ -36,6 +36,7 @@ func Default() *Config {
 		ProgressInterval:     DefaultProgressInterval,
 		CallbackBytes:        DefaultCallbackBytes,
 		QueueBytes:           DefaultQueueBytes,
+		CommitDelay:          DefaultCommitDelay,
 		Sources:              map[string]string{},
 	}
 }
@@ -291,8 +292,11 @@ func (r *raw) apply(d *keyDef, cfg *Config) error {
 		if err != nil {
 			return r.invalid(err.Error())
 		}
-		if d.min > 0 && dur <= 0 {
+		if d.min == 1 && dur <= 0 {
 			return r.invalid("must be greater than 0")
+		}
+		if d.min > 1 && dur < time.Duration(d.min) {
+			return r.invalid(fmt.Sprintf("must be at least %s", time.Duration(d.min)))
 		}
 		if dur < 0 {
 			return r.invalid("must not be negative")

@@ -94,6 +94,7 @@ func TestLoadDefaults(t *testing.T) {
 		ProgressInterval:     30 * time.Second,
 		CallbackBytes:        16 << 20,
 		QueueBytes:           32 << 20,
+		CommitDelay:          time.Second,
 	}
 	want.Sources = cfg.Sources
 	assert.Equal(t, want, cfg)
@@ -220,6 +221,9 @@ var everyKey = []keyCase{
 	{prop: "queue_bytes", env: "FDFWD_QUEUE_BYTES", tomlKey: "queue-bytes",
 		text: "64MiB", tomlVal: `67108864`,
 		get: func(c *Config) any { return c.QueueBytes }, want: 64 << 20},
+	{prop: "commit_delay", env: "FDFWD_COMMIT_DELAY", tomlKey: "commit-delay",
+		text: "3s", tomlVal: `"3s"`,
+		get: func(c *Config) any { return c.CommitDelay }, want: 3 * time.Second},
 }
 
 // aliasKeys are the other accepted names: property alias, Event Handler

@@ -69,21 +69,32 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	committed *cursor.State // what Fluent Bit has taken; saved to disk
-	pending   []record.Item // handed over by the last callback, awaiting cleanup
+	committed *cursor.State // what is durable in Fluent Bit; saved to disk
+	pending   []record.Item // returned by the last callback, awaiting cleanup
 	// pendingCount is what pending's records were, for progress and metrics
 	// (merged positions no longer tell).
 	pendingCount batch
-	spare        []record.Item
-	stage        stage // the next callback's records
-	scratch      []record.Item
-	stageReady   chan struct{}
-	paused       bool
-	stopping     bool
-	stopped      bool
-	saveErr      error // the last save failed: hand nothing over until it works
-	drained      bool
-	wantExit     bool // exit_on_last_event: everything up to now is handed over
+	// inflight are the callbacks Fluent Bit has taken, oldest first, that
+	// may not be in a chunk yet: committed in order once durable.
+	inflight []handover
+	// ranFor is how long the input has run unpaused (up to runningSince
+	// while it runs): the clock of the commit delay, which stops while
+	// Fluent Bit's ring-buffer collector skips the paused input.
+	ranFor       time.Duration
+	runningSince time.Time
+	// pausesInRow counts Pause calls since the last Resume: two mean
+	// Fluent Bit's shutdown with this input running (see Stop).
+	pausesInRow int
+	spare       []record.Item
+	stage       stage // the next callback's records
+	scratch     []record.Item
+	stageReady  chan struct{}
+	paused      bool
+	stopping    bool
+	stopped     bool
+	saveErr     error // the last save failed: hand nothing over until it works
+	drained     bool
+	wantExit    bool // exit_on_last_event: everything up to now is handed over
 	// auditCaughtUp: an audit source's caught-up marker was handed over.
 	auditCaughtUp bool
 	flip          bool // which queue the stager takes from first next time
@@ -121,7 +132,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	if opts.Alloc == nil {
 		opts.Alloc = func(n int) []byte { return make([]byte, n) }
 	}
-	e := &Engine{cfg: cfg, opts: opts, log: opts.Log, stageReady: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, opts: opts, log: opts.Log, stageReady: make(chan struct{}, 1), runningSince: opts.Now()}
 	e.queue = NewQueue(cfg.QueueBytes/2, e.signalStager)
 	e.sessQ = NewQueue(cfg.QueueBytes/2, e.signalStager)
 	if cfg.MetricsListen != "" {

@@ -29,7 +29,19 @@ func testConfig(dir string) *conf.Config {
 	c.PollInterval = 20 * time.Millisecond
 	c.CallbackBytes = 64 << 10
 	c.QueueBytes = 1 << 20
+	// Short, so tests run fast; the rule is the same at any length.
+	c.CommitDelay = 20 * time.Millisecond
 	return c
+}
+
+// shutdown stops e the way Fluent Bit shuts down a running input: pause,
+// (grace, the ring buffer still collected into chunks), pause again,
+// pre-exit, exit.
+func shutdown(e *Engine) error {
+	e.Pause()
+	e.Pause()
+	e.BeginShutdown()
+	return e.Stop()
 }
 
 type harness struct {
@@ -127,6 +139,25 @@ func drainFor(t *testing.T, e *Engine, d time.Duration) []string {
 	return got
 }
 
+// pump runs one callback (with cleanup) and returns its uids: Fluent Bit
+// calls back every second, and commits happen at callbacks.
+func pump(t *testing.T, e *Engine) []string {
+	b := e.Collect()
+	if len(b) == 0 {
+		return nil
+	}
+	e.Handed()
+	return uids(t, b)
+}
+
+// settle waits out the commit delay and runs one callback that commits
+// everything taken so far; it returns that callback's records, returned
+// and never cleaned up: the host dies with them in its ring buffer.
+func settle(t *testing.T, e *Engine) []string {
+	time.Sleep(e.cfg.CommitDelay)
+	return uids(t, e.Collect())
+}
+
 // crash abandons the engine like kill -9 would: nothing more is committed.
 func crash(e *Engine) {
 	e.cancel()
@@ -141,10 +172,10 @@ func TestEveryEventOnceAcrossDaysAndRestart(t *testing.T) {
 
 	e := h.start()
 	got := drain(t, e, 1500, true)
-	require.NoError(t, e.Stop()) // graceful: cursor saved
+	require.NoError(t, shutdown(e)) // graceful: cursor saved
 	e = h.start()
 	got = append(got, drain(t, e, len(want)-len(got), true)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 
 	assert.ElementsMatch(t, want, got, "every event exactly once")
 	st, err := cursor.Peek(h.cfg.StorageDir)
@@ -159,13 +190,13 @@ func TestCrashRepeatsAtMostTheUncommittedCallback(t *testing.T) {
 
 	e := h.start()
 	got := drain(t, e, 700, true)
-	lost := uids(t, e.Collect()) // returned, never cleaned up: the host died
+	lost := settle(t, e)
 	require.NotEmpty(t, lost)
 	crash(e)
 
 	e = h.start()
 	again := drain(t, e, len(want)-len(got), true)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Equal(t, lost, again[:len(lost)], "the uncommitted callback comes again first")
 	assert.ElementsMatch(t, want, append(got, again...))
 }
@@ -175,7 +206,9 @@ func TestNoCleanupCommitsAtNextCallback(t *testing.T) {
 	want := h.auth.add(start.Add(time.Hour), time.Minute, 1000, "user.login")
 	e := h.start()
 	got := drain(t, e, 400, false)
-	e.Collect() // commits what the previous callback returned
+	e.Collect() // takes what the previous callback returned as handed over
+	time.Sleep(h.cfg.CommitDelay)
+	e.Collect() // commits it
 	crash(e)
 	st, err := cursor.Peek(h.cfg.StorageDir)
 	require.NoError(t, err)
@@ -183,7 +216,7 @@ func TestNoCleanupCommitsAtNextCallback(t *testing.T) {
 
 	e = h.start()
 	rest := drain(t, e, len(want)-len(got), false)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	// At most the callback in flight at the crash repeats; nothing is lost.
 	assert.Subset(t, append(got, rest...), want)
 	assert.LessOrEqual(t, len(got)+len(rest)-len(want), 200)
@@ -202,7 +235,7 @@ func TestPauseHandsOverNothingUntilResume(t *testing.T) {
 	}
 	e.Resume()
 	got = append(got, drain(t, e, len(want)-len(got), true)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.ElementsMatch(t, want, got)
 }
 
@@ -213,7 +246,7 @@ func TestShutdownHandsOverNothing(t *testing.T) {
 	drain(t, e, 10, true)
 	e.BeginShutdown()
 	assert.Nil(t, e.Collect())
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 }
 
 func TestFiltersTypesSkipAndStartTime(t *testing.T) {
@@ -227,7 +260,7 @@ func TestFiltersTypesSkipAndStartTime(t *testing.T) {
 	e := h.start()
 	got := drain(t, e, len(logins), true)
 	got = append(got, drainFor(t, e, 200*time.Millisecond)...) // nothing more should come
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.ElementsMatch(t, logins, got)
 }
 
@@ -239,10 +272,10 @@ func TestSearchFallbackWhenExportNotImplemented(t *testing.T) {
 	want := h.auth.add(start.Add(time.Hour), 45*time.Second, 1200, "user.login")
 	e := h.start()
 	got := drain(t, e, 500, true)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	e = h.start()
 	got = append(got, drain(t, e, len(want)-len(got), true)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.ElementsMatch(t, want, got)
 	st, err := cursor.Peek(h.cfg.StorageDir)
 	require.NoError(t, err)
@@ -256,7 +289,7 @@ func TestRetriesAfterServerErrors(t *testing.T) {
 	want := h.auth.add(start.Add(time.Hour), time.Minute, 300, "user.login")
 	e := h.start()
 	got := drain(t, e, len(want), true)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.ElementsMatch(t, want, got)
 	assert.Contains(t, h.log.String(), "retrying with backoff")
 }
@@ -267,7 +300,7 @@ func TestDryRunSavesNothing(t *testing.T) {
 	want := h.auth.add(start.Add(time.Hour), time.Minute, 300, "user.login")
 	e := h.start()
 	got := drain(t, e, len(want), true)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.ElementsMatch(t, want, got)
 	_, err := os.Stat(filepath.Join(h.cfg.StorageDir, "state.json"))
 	assert.True(t, os.IsNotExist(err), "dry_run writes no cursor")
@@ -284,7 +317,7 @@ func TestExitOnLastEventAfterEverythingHandedOver(t *testing.T) {
 	for {
 		select {
 		case <-drained:
-			require.NoError(t, e.Stop())
+			require.NoError(t, shutdown(e))
 			assert.Equal(t, -len(want), handed, "OnDrained only after every event was handed over")
 			return
 		case <-deadline:
@@ -301,7 +334,7 @@ func TestExitOnLastEventAfterEverythingHandedOver(t *testing.T) {
 func TestStartTimeIsFixedOnFirstRun(t *testing.T) {
 	h := newHarness(t)
 	e := h.start()
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	h.cfg.StartTime = start.Add(time.Hour)
 	_, err := Start(h.cfg, Options{Log: logging.New(&h.log, "t"), Connect: func(context.Context) (Conn, error) { return h.auth, nil }})
 	require.ErrorIs(t, err, ErrStartTime)
@@ -315,7 +348,7 @@ func TestNoGoroutineLeftAfterStop(t *testing.T) {
 	before := runtime.NumGoroutine()
 	e := h.start()
 	drain(t, e, 100, true) // fetchers now blocked on a full queue
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	// Polled by hand: assert.Eventually runs its condition in a goroutine.
 	for i := 0; i < 200 && runtime.NumGoroutine() > before; i++ {
 		time.Sleep(10 * time.Millisecond)
@@ -330,7 +363,7 @@ func TestQueueStaysBounded(t *testing.T) {
 	e := h.start()
 	time.Sleep(300 * time.Millisecond) // let fetchers fill the queue
 	assert.LessOrEqual(t, e.queue.Bytes(), h.cfg.QueueBytes+4096)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 }
 
 // An event stored a little after its time, in a search window that has just
@@ -350,6 +383,6 @@ func TestSearchWindowSettlesBeforeClosing(t *testing.T) {
 	late := h.auth.addEvent("user.login", h.now.Add(-time.Second), map[string]any{"user": "late"})
 	current := h.auth.addEvent("user.login", h.now.Add(time.Second), map[string]any{"user": "current"})
 	got = append(got, drain(t, e, 2, true)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.ElementsMatch(t, append(want, late, current), got)
 }

@@ -232,7 +232,7 @@ func TestHostileEventsPassThrough(t *testing.T) {
 
 	e := h.startScripted(s)
 	got := collect(t, e, 14, 200*time.Millisecond)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	require.Len(t, got, 14, "every event exactly once, the 3 MiB one included")
 
 	m := byUID(got)
@@ -309,7 +309,7 @@ func TestHostileDuplicateAndOutOfOrderCursors(t *testing.T) {
 	crash(e) // kill -9: what the last callback returned is not committed
 	e = h.startScripted(s)
 	rest := uidsOf(collectUntil(t, e, func(got []map[string]any) bool { return isSubset(uidsOf(got), want[len(want)-1:]) }))
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 
 	all := append(first, rest...)
 	assert.Subset(t, all, want, "no event lost")
@@ -332,7 +332,7 @@ func TestHostileChunkNames(t *testing.T) {
 	s.chunk(day, "other", ev("1", "user.login", "c", at, nil))
 	e := h.startScripted(s)
 	got := uidsOf(collect(t, e, 3, 300*time.Millisecond))
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.ElementsMatch(t, []string{"a", "b", "c"}, got, "a chunk listed twice is exported once")
 	assert.NotContains(t, h.log.String(), "cannot save the cursor")
 }
@@ -359,7 +359,7 @@ func TestHostileEmptyChunkName(t *testing.T) {
 	h.cfg.CallbackBytes = conf64K
 	e := h.startScripted(s)
 	got := uidsOf(collectUntil(t, e, func(got []map[string]any) bool { return isSubset(uidsOf(got), want) }))
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Subset(t, got, want, "the named chunk is exported whole")
 	assert.NotContains(t, h.log.String(), "cannot save the cursor", "the cursor never becomes unsavable")
 	assert.Equal(t, 1, strings.Count(h.log.String(), "a chunk without a name"), "one warning:\n%s", h.log.String())
@@ -394,10 +394,10 @@ func TestHostileSearchIDs(t *testing.T) {
 	h.auth.mu.Unlock()
 	e := h.start()
 	first := uidsOf(collect(t, e, 45, 0))
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	e = h.start()
 	rest := uidsOf(collect(t, e, len(want)-len(first), 300*time.Millisecond))
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	all := append(first, rest...)
 	assert.Subset(t, all, want, "no event lost")
 	assert.Subset(t, want, all)
@@ -428,6 +428,7 @@ func TestHostileDiskFull(t *testing.T) {
 	require.NotEmpty(t, b)
 	got = append(got, uids(t, b)...)
 	e.Handed()
+	time.Sleep(h.cfg.CommitDelay) // the next callback commits it
 	for i := 0; i < 50; i++ {
 		assert.Empty(t, e.Collect(), "nothing is handed over while the cursor cannot be saved")
 		time.Sleep(2 * time.Millisecond)
@@ -441,7 +442,7 @@ func TestHostileDiskFull(t *testing.T) {
 
 	require.NoError(t, os.Remove(filler))
 	got = append(got, drain(t, e, len(want)-len(got), true)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Equal(t, 1, strings.Count(h.log.String(), "cursor saved again"))
 	assert.ElementsMatch(t, want, got, "every event exactly once")
 }
@@ -495,7 +496,7 @@ func TestHostileRecordingIndices(t *testing.T) {
 	h.auth.mu.Unlock()
 	e := h.start()
 	recs := collect(t, e, 2+7, 300*time.Millisecond)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	var rec []string
 	for _, r := range recs {
 		if r[record.SessionIDField] == sid {

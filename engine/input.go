@@ -1,27 +1,24 @@
 package engine
 
 import (
-	"slices"
 	"time"
 
-	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
-	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
-	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
 // Collect returns the records for one Fluent Bit callback, at most
 // callback_bytes (or one oversized record), or nil when there is nothing to
-// hand over. The records count as handed over when Handed is called (the
-// cleanup callback); a Fluent Bit that never calls it has taken them by the
-// time it calls anything else, so the next Collect, Pause or Stop commits
-// them instead.
+// hand over. Fluent Bit has taken them when Handed is called (the cleanup
+// callback); a Fluent Bit that never calls it has taken them by the time it
+// calls Collect or Pause again. They are committed later, once durable
+// (commitDurableLocked).
 func (e *Engine) Collect() []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pending != nil {
-		e.commitLocked()
+		e.handLocked()
 	}
+	e.commitDurableLocked()
 	if e.paused || e.stopping {
 		return nil
 	}
@@ -39,36 +36,49 @@ func (e *Engine) Collect() []byte {
 		return nil
 	}
 	buf, items, count := e.takeStageLocked()
-	e.pending, e.pendingCount = items, count
-	n := len(buf)
-	if n == 0 {
-		// Only positions (filtered events, chunk ends): nothing to hand over.
-		e.commitLocked()
+	if len(buf) == 0 {
+		// Only positions (filtered events, chunk and window ends): they
+		// go with the records before them, never past one still waiting
+		// to be durable.
+		if n := len(e.inflight); n > 0 {
+			last := &e.inflight[n-1]
+			last.items = append(last.items, items...)
+			last.count.merge(count)
+			clear(items)
+			e.spare = items[:0]
+		} else {
+			e.commitLocked([]handover{{items: items, count: count}})
+		}
 		return nil
 	}
-	e.pendingBytes = n
+	e.pending, e.pendingCount, e.pendingBytes = items, count, len(buf)
 	return buf
 }
 
-// Handed tells the engine that Fluent Bit has copied what the last Collect
-// returned: the cursor moves past those records and is saved.
+// Handed tells the engine that Fluent Bit has taken what the last Collect
+// returned: copied into the input thread's ring buffer, not yet into a
+// chunk, so the cursor moves past those records only commit_delay later.
 func (e *Engine) Handed() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pending != nil {
-		e.commitLocked()
+		e.handLocked()
 	}
 }
 
 // Pause stops handing over records (Fluent Bit's back-pressure, and the
-// first step of its shutdown). Records already returned are committed.
+// first step of its shutdown). The commit delay's clock stops with it:
+// Fluent Bit's ring-buffer collector skips an input paused for back-pressure.
 func (e *Engine) Pause() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pending != nil {
-		e.commitLocked()
+		e.handLocked()
 	}
+	e.commitDurableLocked()
+	e.pausesInRow++
 	if !e.paused {
+		e.ranFor += e.opts.Now().Sub(e.runningSince)
 		e.log.Debugf("paused by Fluent Bit")
 	}
 	e.paused = true
@@ -79,18 +89,17 @@ func (e *Engine) Resume() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.paused {
+		e.runningSince = e.opts.Now()
 		e.log.Debugf("resumed by Fluent Bit")
 	}
 	e.paused = false
+	e.pausesInRow = 0
 }
 
 // BeginShutdown makes every later Collect return nothing (FLBPluginInputPreExit).
 func (e *Engine) BeginShutdown() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.pending != nil {
-		e.commitLocked()
-	}
 	e.stopping = true
 }
 
@@ -98,6 +107,13 @@ func (e *Engine) BeginShutdown() {
 // connection end, the state is saved one last time and the lock released.
 // It waits at most a few seconds, since Fluent Bit joins the input thread
 // without a timeout.
+//
+// What Fluent Bit took is committed if it is durable: all of it after
+// Fluent Bit's shutdown of a running input, whose two pauses are a second
+// or more apart while the ring buffer is still collected into chunks;
+// otherwise (back-pressure pause, or no shutdown at all) only what was
+// taken commit_delay of running time ago. A callback returned and never
+// taken (no cleanup, no later call) is not committed.
 func (e *Engine) Stop() error {
 	e.BeginShutdown()
 	e.mu.Lock()
@@ -106,6 +122,14 @@ func (e *Engine) Stop() error {
 		return nil
 	}
 	e.stopped = true
+	if e.pausesInRow >= 2 {
+		e.commitLocked(e.takeInflightLocked(len(e.inflight)))
+	} else {
+		e.commitDurableLocked()
+	}
+	if n := len(e.inflight); n > 0 {
+		e.log.Infof("%d callback(s) taken by Fluent Bit within the last %s were not committed (Fluent Bit was not shutting down a running input): they are exported again at the next start", n, e.cfg.CommitDelay)
+	}
 	e.mu.Unlock()
 
 	e.cancel()
@@ -138,92 +162,13 @@ func (e *Engine) Stop() error {
 	return err
 }
 
-// commitLocked applies the pending positions to the committed state and
-// saves it. A failed save keeps the state in memory (ahead of the disk) and
-// stops hand-over until a save works, so the file never falls behind what
-// Fluent Bit has by more than one callback's worth.
-func (e *Engine) commitLocked() {
-	dirty := false
-	b := e.pendingCount
-	e.pendingCount = batch{}
-	var announced []string
-	for i := range e.pending {
-		it := &e.pending[i]
-		if a := it.Announce; a != nil {
-			uploads := e.committed.UploadsSeen
-			if e.committed.AnnounceSession(*a) {
-				dirty = true
-				// Once per batch: a session.end and its session.upload
-				// often come together, and the recording may be exported
-				// (and forgotten) between two Adds.
-				if !slices.Contains(announced, a.SessionID) {
-					announced = append(announced, a.SessionID)
-				}
-			}
-			dirty = dirty || uploads != e.committed.UploadsSeen
-		}
-		if f := it.Failure; f != nil && e.cfg.LockEnabled {
-			dirty = true
-			if e.committed.CountFailure(*f, e.cfg.LockFailedAttempts, e.cfg.LockPeriod, e.opts.Now()) {
-				if e.cfg.DryRun {
-					e.log.Infof("dry_run: would lock user %q after %d failed logins within %s", f.User, e.cfg.LockFailedAttempts, e.cfg.LockPeriod)
-					e.committed.LockPlaced(f.User)
-				} else {
-					e.locker.Add(f.User, e.committed.Locking.Pending[f.User])
-				}
-			}
-		}
-		if it.Pos.Kind != 0 {
-			e.committed.Apply(&it.Pos)
-			dirty = true
-			switch it.Pos.Kind {
-			case cursor.PosDayDone:
-				e.log.Infof("day %s exported", it.Pos.Day)
-			case cursor.PosSessionDone:
-				e.sessions.Forget(it.Pos.ID)
-			}
-		}
-		if it.CaughtUp {
-			e.auditCaughtUp = true
-		}
-		*it = record.Item{}
-	}
-	e.spare = e.pending[:0]
-	e.pending = nil
-	if dirty && e.committed.Locking != nil {
-		e.committed.PruneFailures(e.cfg.LockPeriod, e.opts.Now())
-	}
-	b.bytes, e.pendingBytes = e.pendingBytes, 0
-	if dirty && !e.cfg.DryRun {
-		t0 := time.Now()
-		err := e.store.Save(e.committed)
-		e.metrics.Commit(time.Since(t0))
-		if err != nil {
-			e.metrics.Error(metrics.ErrCursorSave)
-			if e.saveErr == nil {
-				e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), logging.OneLine(err.Error()))
-			}
-			e.saveErr = err
-		} else if e.saveErr != nil {
-			e.log.Infof("cursor saved again to %s; export continues", e.store.Path())
-			e.saveErr = nil
-		}
-	}
-	for _, id := range announced {
-		if ss := e.committed.Sessions[id]; ss != nil {
-			e.sessions.Add(id, *ss)
-		}
-	}
-	e.observeLocked(b)
-}
-
 // observeLocked updates progress, metrics and the backlog state after a
 // hand-over (or an idle callback), and applies exit_on_last_event.
 func (e *Engine) observeLocked(b batch) {
 	known, active := e.sessions.Pending()
 	// Caught up: the audit sources fetched everything there is and it is
 	// handed over, and no recording has work left but waiting for a retry.
-	b.caughtUp = e.auditCaughtUp && active == 0 && e.sessQ.Len() == 0 && e.stage.sessions == 0 && e.pending == nil
+	b.caughtUp = e.auditCaughtUp && active == 0 && e.sessQ.Len() == 0 && e.stage.sessions == 0 && e.pending == nil && len(e.inflight) == 0
 	if e.progress.add(e.opts.Now(), b, e.committed, e.sessions.InFlight(), known) {
 		e.auditCaughtUp = false // caught up again at the sources' next marker
 	}
@@ -234,10 +179,11 @@ func (e *Engine) observeLocked(b batch) {
 }
 
 // checkExitLocked asks Fluent Bit to shut down once exit_on_last_event
-// applies: the audit backlog is handed over, and no recording has work left
-// but waiting for a retry (those stay in the state for the next run).
+// applies: the audit backlog is handed over, durable and committed, and no
+// recording has work left but waiting for a retry (those stay in the state
+// for the next run).
 func (e *Engine) checkExitLocked() {
-	if !e.wantExit || e.drained || e.saveErr != nil || e.pending != nil {
+	if !e.wantExit || e.drained || e.saveErr != nil || e.pending != nil || len(e.inflight) > 0 {
 		return
 	}
 	e.drained = true

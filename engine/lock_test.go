@@ -34,7 +34,7 @@ func TestLockAfterFailedLogins(t *testing.T) {
 	h.failedLogins("old", h.now.Add(-3*time.Hour), h.now.Add(-3*time.Hour+time.Second), h.now.Add(-3*time.Hour+2*time.Second))
 	e := h.start()
 	drainFor(t, e, 500*time.Millisecond)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 
 	locks := h.auth.lockCalls()
 	require.Len(t, locks, 1, "mallory locked exactly once; spread and old failures lock nobody")
@@ -52,13 +52,13 @@ func TestLockCountSurvivesRestart(t *testing.T) {
 	h.failedLogins("mallory", h.now.Add(-30*time.Second), h.now.Add(-25*time.Second))
 	e := h.start()
 	drainFor(t, e, 300*time.Millisecond)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Empty(t, h.auth.lockCalls())
 
 	h.failedLogins("mallory", h.now.Add(-2*time.Second))
 	e = h.start()
 	drainFor(t, e, 500*time.Millisecond)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Len(t, h.auth.lockCalls(), 1, "the third failure, after a restart, locks")
 }
 
@@ -70,14 +70,17 @@ func TestLockDeniedIsLoggedAndRetriedWhileEventsFlow(t *testing.T) {
 	e := h.start()
 	got := drain(t, e, len(audit)+3, true)
 	assert.Len(t, got, len(audit)+3, "events keep flowing")
-	require.Eventually(t, func() bool { return contains(h.log.String(), "resources [lock], verbs [create, update]") }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		got = append(got, pump(t, e)...)
+		return contains(h.log.String(), "resources [lock], verbs [create, update]")
+	}, 5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 1, count(h.log.String(), "cannot lock user"), "logged once")
 
 	h.auth.mu.Lock()
 	h.auth.lockErr = nil
 	h.auth.mu.Unlock()
-	require.Eventually(t, func() bool { return len(h.auth.lockCalls()) == 1 }, 10*time.Second, 20*time.Millisecond, "retried until it works")
-	require.NoError(t, e.Stop())
+	require.Eventually(t, func() bool { pump(t, e); return len(h.auth.lockCalls()) == 1 }, 10*time.Second, 20*time.Millisecond, "retried until it works")
+	require.NoError(t, shutdown(e))
 }
 
 func TestLockDryRun(t *testing.T) {
@@ -86,7 +89,7 @@ func TestLockDryRun(t *testing.T) {
 	h.failedLogins("mallory", h.now.Add(-30*time.Second), h.now.Add(-20*time.Second), h.now.Add(-10*time.Second))
 	e := h.start()
 	drainFor(t, e, 500*time.Millisecond)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Empty(t, h.auth.lockCalls())
 	assert.Contains(t, h.log.String(), `would lock user "mallory"`)
 }

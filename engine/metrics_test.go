@@ -44,7 +44,7 @@ func TestMetricsAndCaughtUpLine(t *testing.T) {
 	assert.Contains(t, out, "teleport_fluent_bit_events_handed_over_total{class=\"session\"} 60\n")
 	assert.Contains(t, out, "teleport_fluent_bit_caught_up 1\n")
 	assert.Contains(t, out, "teleport_fluent_bit_sessions_pending 0\n")
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 
 	_, err := http.Get("http://" + addr + "/metrics")
 	assert.Error(t, err, "nothing listens after Stop")
@@ -53,7 +53,7 @@ func TestMetricsAndCaughtUpLine(t *testing.T) {
 func TestNoMetricsListenerByDefault(t *testing.T) {
 	h := newHarness(t)
 	e := h.start()
-	defer e.Stop()
+	defer shutdown(e)
 	assert.Empty(t, e.MetricsAddr())
 	assert.False(t, strings.Contains(h.log.String(), "metrics"))
 }
@@ -70,7 +70,7 @@ func TestFallingBehindAndCatchingUp(t *testing.T) {
 	// A late chunk of yesterday, hours old, arrives.
 	h.auth.add(h.now.Add(-20*time.Hour), time.Second, 50, "user.login")
 	drainFor(t, e, 300*time.Millisecond)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Equal(t, 1, count(h.log.String(), "falling behind"))
 	assert.Equal(t, 2, count(h.log.String(), "caught up:"))
 }

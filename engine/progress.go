@@ -34,6 +34,17 @@ type batch struct {
 	announces      int  // announcements of sessions not in the state when staged (hold-back)
 }
 
+// merge adds o's counts to b.
+func (b *batch) merge(o batch) {
+	b.audit += o.audit
+	b.session += o.session
+	b.bytes += o.bytes
+	b.announces += o.announces
+	if o.newestAudit.After(b.newestAudit) {
+		b.newestAudit = o.newestAudit
+	}
+}
+
 // add accounts for one hand-over; fellBehind reports the switch from
 // caught up to catching up.
 func (p *progress) add(now time.Time, b batch, st *cursor.State, inFlight, known int) (fellBehind bool) {

@@ -32,7 +32,7 @@ func TestRecordingsExportedOnceAlongsideAudit(t *testing.T) {
 	e := h.start()
 	got := drain(t, e, want, true)
 	got = append(got, drainFor(t, e, 300*time.Millisecond)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Len(t, got, want, "nothing twice, although both session.end and session.upload announce each")
 	assert.True(t, isSubset(got, recs), "every recording event")
 	assert.True(t, isSubset(got, audit), "every audit event")
@@ -49,7 +49,7 @@ func TestSkipSessionTypesDefaultDropsPrint(t *testing.T) {
 	e := h.start()
 	got := drain(t, e, len(audit)+6+3, true)
 	got = append(got, drainFor(t, e, 300*time.Millisecond)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Len(t, got, len(audit)+6+3, "only the session.start of each recording, no print")
 	for _, id := range got {
 		assert.NotContains(t, id, "-rec-1", "print events skipped")
@@ -65,19 +65,19 @@ func TestRecordingResumesAfterRestartAndCrash(t *testing.T) {
 
 	e := h.start()
 	got := drain(t, e, len(audit)+1500, true)
-	require.NoError(t, e.Stop()) // graceful: nothing repeats
+	require.NoError(t, shutdown(e)) // graceful: nothing repeats
 	st, err := cursor.Peek(h.cfg.StorageDir)
 	require.NoError(t, err)
 	require.Len(t, st.Sessions, 1, "the unfinished recording is in the state")
 
 	e = h.start()
 	got = append(got, drain(t, e, 1000, true)...)
-	lost := uids(t, e.Collect()) // handed over, never cleaned up
+	lost := settle(t, e)
 	crash(e)
 
 	e = h.start()
 	rest := drain(t, e, want-len(got), true)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	all := append(got, rest...) // got lacks lost: the host died before ingesting it
 	assert.True(t, isSubset(all, recs), "every recording event")
 	assert.Equal(t, lost, rest[:len(lost)], "the uncommitted callback comes again first")
@@ -97,13 +97,16 @@ func TestMissingRecordingRetriedThenGivenUp(t *testing.T) {
 
 	e := h.start()
 	got := drain(t, e, len(audit)+4, true)
-	require.Eventually(t, func() bool { return contains(h.log.String(), "session gone: giving up") }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		got = append(got, pump(t, e)...)
+		return contains(h.log.String(), "session gone: giving up")
+	}, 5*time.Second, 10*time.Millisecond)
 	h.auth.mu.Lock()
 	h.auth.recordings["late"] = nil // uploaded now, empty recording
 	h.auth.mu.Unlock()
 	late := h.auth.addRecordingEvents("late", 30)
 	got = append(got, drain(t, e, len(late), true)...)
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.True(t, isSubset(got, late), "the recording arrived once uploaded")
 	assert.True(t, isSubset(got, audit), "audit events keep flowing")
 	st, err := cursor.Peek(h.cfg.StorageDir)
@@ -158,7 +161,7 @@ func TestManySessionsStayBounded(t *testing.T) {
 		peak = max(peak, len(e.committed.Sessions))
 		e.mu.Unlock()
 	}
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	assert.Len(t, got, 2*n+len(recs))
 	assert.True(t, isSubset(got, recs), "every recording event")
 	assert.LessOrEqual(t, peak, maxActiveSessions+250, "sessions in the state stay bounded (one callback may announce ~200 more)")

@@ -107,8 +107,8 @@ func (e *Engine) stageLocked(step int) bool {
 		qs[0], qs[1] = qs[1], qs[0]
 	}
 	e.flip = !e.flip
-	// Announcements staged or handed over and not committed yet count too.
-	if e.sessions.Busy()+e.stage.count.announces+e.pendingCount.announces >= maxActiveSessions {
+	// Announcements staged, or taken by Fluent Bit and not committed yet, count too.
+	if e.sessions.Busy()+e.stage.count.announces+e.unsettledAnnounces() >= maxActiveSessions {
 		// Recordings announced faster than they are exported: hold audit
 		// events back until they catch up, so the state (rewritten at every
 		// commit) and memory stay bounded however many sessions a backlog

@@ -166,7 +166,7 @@ func TestStageBuffersHandedOverOrFreed(t *testing.T) {
 		defer e.mu.Unlock()
 		return e.stage.n > 0
 	}, 5*time.Second, time.Millisecond, "records are staged while paused")
-	require.NoError(t, e.Stop())
+	require.NoError(t, shutdown(e))
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Empty(t, live, "every buffer handed over or freed")

@@ -11,9 +11,21 @@
  * input thread, and the same shutdown sequence (pause twice, grace, pre-exit,
  * exit on the input thread, unregister on the main thread).
  *
- * Everything a callback hands over is appended, unchanged, to the --ingest
- * file (a plain msgpack stream of concatenated events), with write(2),
- * BEFORE the cleanup callback (or free()) is called.
+ * Durability model (Fluent Bit v5.1.1: src/proxy/go/go.c,
+ * src/flb_input_chunk.c append_to_ring_buffer and
+ * flb_input_chunk_ring_buffer_collector, src/flb_engine.c rb_ms):
+ * Go inputs are threaded, so what a callback returns is copied into the
+ * input's ring buffer (1024 slots) and the cleanup callback runs at once;
+ * the main thread moves ring entries into chunks every 250 ms
+ * (FLB_DEV_RB_MS), earlier when 5% of the ring is used, and never for an
+ * input paused for back-pressure (SIGUSR1). A chunk of an input with
+ * `storage.type filesystem` is on disk: it survives SIGKILL and reaches the
+ * outputs (after a restart, through storage_backlog), so flbhost appends it
+ * to the --ingest file (a plain msgpack stream of concatenated events) when
+ * it is chunked. A memory chunk reaches the --ingest file at the next flush
+ * (every 1 s, like [SERVICE] Flush) and is lost by SIGKILL before that.
+ * What is still in the ring at exit is discarded
+ * (flb_input_chunk_ring_buffer_cleanup), and lost by SIGKILL.
  *
  * Build:
  *   gcc -O2 -Wall -Wextra -o build/flbhost test/flbhost/flbhost.c -ldl -lpthread
@@ -29,7 +41,11 @@
  * time this process had used by then (CLOCK_PROCESS_CPUTIME_ID), for
  * benchmarks (throughput, CPU per event, write-to-ingest latency).
  *
- * Signals: SIGTERM/SIGINT -> clean shutdown; SIGUSR1 -> pause all inputs;
+ * Signals: SIGTERM/SIGINT -> clean shutdown like src/flb_engine.c: pause
+ *          every input not paused for back-pressure, a 1 s shutdown tick
+ *          (rings still collected), pause again, pre-exit and exit on the
+ *          input thread; SIGUSR1 -> back-pressure pause of all inputs
+ *          (flb_input_chunk_protect: the collector skips them);
  *          SIGUSR2 -> resume all inputs.
  * Exit codes: 0 clean shutdown, 1 configuration/registration/init error,
  *             2 hung (still running --max-seconds + grace + 10 s).
@@ -142,15 +158,25 @@ struct prop {
 struct counters {
     uint64_t callbacks;      /* every call of FLBPluginInputCallback */
     uint64_t nonempty;       /* callbacks with len > 0 */
-    uint64_t records;        /* valid events written to the ingest file */
-    uint64_t bytes;          /* bytes written to the ingest file */
+    uint64_t records;        /* valid events chunked (main thread) */
+    uint64_t bytes;          /* bytes chunked (main thread) */
     uint64_t invalid;        /* invalid events seen (written raw, counted) */
     uint64_t errors;         /* callbacks returning -1 with len > 0 */
-    uint64_t dropped;        /* records dropped: returned after the grace */
-    uint64_t dropped_bytes;  /* bytes dropped: returned after the grace */
+    uint64_t dropped;        /* records discarded: still in the ring at exit, or the ring was full */
+    uint64_t dropped_bytes;  /* bytes of those */
     uint64_t cleanup_calls;  /* FLBPluginInputCleanupCallback calls */
     uint64_t free_calls;     /* free() calls (no cleanup symbol/--no-cleanup) */
 };
+
+/* one ring-buffer entry: a copy of what a callback returned */
+struct rb_entry {
+    void *buf;
+    size_t len;
+    uint64_t valid;
+};
+#define RB_SLOTS 1024                 /* FLB_INPUT_RING_BUFFER_SIZE / sizeof(void *) */
+#define RB_WINDOW (RB_SLOTS * 5 / 100) /* FLB_INPUT_RING_BUFFER_WINDOW: 5% */
+#define RB_RETRIES 10                 /* append_to_ring_buffer: 10 x 100 ms */
 
 struct flb_input_instance {
     int id;
@@ -173,17 +199,32 @@ struct flb_input_instance {
     /* only touched by the input thread until it finished */
     int paused;
     struct counters c;
+
+    /* under g_mu: paused for back-pressure (SIGUSR1): the ring collector
+     * skips the input and shutdown does not pause it again */
+    int bp_paused;
+    int storage_fs; /* storage.type filesystem */
+
+    /* ring buffer: input thread writes, main thread reads (under rb_mu) */
+    struct rb_entry *rb[RB_SLOTS];
+    unsigned rb_head, rb_len;
+    int rb_flush_pending;
+    pthread_mutex_t rb_mu;
+
+    /* memory storage: chunked, not yet flushed (main thread only) */
+    char *mchunk;
+    size_t mchunk_len, mchunk_cap;
 };
 
 #define REQ_RING 256
-enum { REQ_PAUSE = 1, REQ_RESUME = 2 };
+enum { REQ_PAUSE = 1, REQ_RESUME = 2, REQ_SD_PAUSE = 3, REQ_EXIT = 4 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv;
 static int g_started;    /* all Init ok: go ahead with PreRun + collector */
 static int g_abort;      /* Init failed somewhere: stop without Exit */
-static int g_shutdown;   /* shutdown began: pause, no more callbacks */
-static int g_exit_phase; /* grace over: PreExit + Exit */
+static int g_shutdown;   /* shutdown began: SIGUSR1/2 ignored */
+static int g_exit_phase; /* shutdown tick passed: the main thread no longer collects */
 static uint64_t g_req_count;
 static int g_req_ring[REQ_RING];
 
@@ -207,6 +248,9 @@ static int o_verbose;
 
 static int g_ingest_fd = -1;
 static int g_times_fd = -1;
+static int64_t o_rb_ns = 250000000LL;     /* ring-buffer collector period (rb_ms) */
+static int64_t o_flush_ns = 1000000000LL; /* memory chunks to the ingest file */
+static int64_t g_next_rb_ns, g_next_flush_ns;
 
 /* signals */
 static int g_pipe[2] = {-1, -1};
@@ -795,18 +839,41 @@ static void do_pause(void)
     }
 }
 
-/* process pause/resume requests; called with g_mu held, returns with it held */
-static void process_requests(struct flb_input_instance *in, int64_t *next_due)
+/* process pause/resume/shutdown requests; called with g_mu held, returns
+ * with it held; *do_exit is set at the exit request (nothing after it is
+ * processed) */
+static void process_requests(struct flb_input_instance *in, int64_t *next_due,
+                             int *do_exit)
 {
-    while (in->req_seen < g_req_count && !g_shutdown) {
-        int req;
+    while (in->req_seen < g_req_count) {
+        int req, bp;
         if (g_req_count - in->req_seen > REQ_RING) {
             in->req_seen = g_req_count - REQ_RING;
         }
         req = g_req_ring[in->req_seen % REQ_RING];
         in->req_seen++;
+        if (req == REQ_EXIT) {
+            *do_exit = 1;
+            return;
+        }
+        bp = in->bp_paused;
         pthread_mutex_unlock(&g_mu);
-        if (req == REQ_PAUSE) {
+        if (req == REQ_SD_PAUSE) {
+            /* flb_input_pause_all -> flb_input_pause returns early for an
+             * input paused for back-pressure (flb_input_buf_paused) */
+            if (bp) {
+                hlog(L_INFO, "[input:%s:%s] shutdown: paused for back-pressure, "
+                     "FLBPluginInputPause not called again",
+                     in->plugin_name, in->name);
+            }
+            else {
+                hlog(L_INFO, "[input:%s:%s] shutdown: FLBPluginInputPause",
+                     in->plugin_name, in->name);
+                do_pause();
+                in->paused = 1;
+            }
+        }
+        else if (req == REQ_PAUSE) {
             if (in->paused) {
                 hlog(L_INFO, "[input:%s:%s] paused (already paused, "
                      "FLBPluginInputPause not called again)",
@@ -838,18 +905,63 @@ static void process_requests(struct flb_input_instance *in, int64_t *next_due)
     }
 }
 
+/* ring_write copies a callback's buffer into the input's ring buffer, like
+ * append_to_ring_buffer: a full ring is retried 10 x 100 ms, then the data
+ * is dropped with an error. The main thread is signalled once 5% of the
+ * ring is used. */
+static void ring_write(struct flb_input_instance *in, const void *data, size_t len,
+                       uint64_t valid)
+{
+    struct rb_entry *e = xcalloc(1, sizeof(*e));
+    int tries, signal_main = 0;
+
+    e->buf = malloc(len);
+    if (!e->buf) {
+        hlog(L_ERROR, "[flbhost] out of memory");
+        exit(1);
+    }
+    memcpy(e->buf, data, len);
+    e->len = len;
+    e->valid = valid;
+    for (tries = 0; tries <= RB_RETRIES; tries++) {
+        pthread_mutex_lock(&in->rb_mu);
+        if (in->rb_len < RB_SLOTS) {
+            in->rb[(in->rb_head + in->rb_len) % RB_SLOTS] = e;
+            in->rb_len++;
+            if (in->rb_len >= RB_WINDOW && !in->rb_flush_pending) {
+                in->rb_flush_pending = 1;
+                signal_main = 1;
+            }
+            pthread_mutex_unlock(&in->rb_mu);
+            if (signal_main) {
+                notify_main('B');
+            }
+            return;
+        }
+        pthread_mutex_unlock(&in->rb_mu);
+        if (tries < RB_RETRIES) {
+            usleep(100000);
+        }
+    }
+    hlog(L_ERROR, "[input:%s:%s] could not enqueue records into the ring buffer",
+         in->plugin_name, in->name);
+    pthread_mutex_lock(&in->rb_mu);
+    in->c.dropped += valid;
+    in->c.dropped_bytes += len;
+    pthread_mutex_unlock(&in->rb_mu);
+    free(e->buf);
+    free(e);
+}
+
 static void handle_callback(struct flb_input_instance *in)
 {
     void *data = NULL;
     size_t len = 0;
     int rc;
-    int64_t t_end, sd;
     uint64_t valid, invalid;
     const char *why;
-    int dropped;
 
     rc = sym.collect(&data, &len);
-    t_end = now_ns();
     in->c.callbacks++;
 
     if (len == 0) {
@@ -875,49 +987,17 @@ static void handle_callback(struct flb_input_instance *in)
     in->c.nonempty++;
 
     validate_buffer(data, len, &valid, &invalid, &why);
-
-    sd = atomic_load(&g_shutdown_ns);
-    dropped = sd != 0 && t_end > sd + o_grace_ns;
-    if (dropped) {
-        in->c.dropped += valid;
-        in->c.dropped_bytes += len;
-        hlog(L_WARN, "[input:%s:%s] callback returned %.3fs after shutdown "
-             "began (grace %.3fs): outputs have stopped, %" PRIu64
-             " records (%zu bytes) dropped",
-             in->plugin_name, in->name, (double) (t_end - sd) / 1e9,
-             (double) o_grace_ns / 1e9, valid, len);
+    if (invalid) {
+        in->c.invalid += invalid;
+        hlog(L_WARN, "[input:%s:%s] %" PRIu64 " invalid event(s) in a "
+             "%zu-byte buffer (%s): Fluent Bit would drop them silently",
+             in->plugin_name, in->name, invalid, len, why);
     }
-    else {
-        if (invalid) {
-            in->c.invalid += invalid;
-            hlog(L_WARN, "[input:%s:%s] %" PRIu64 " invalid event(s) in a "
-                 "%zu-byte buffer (%s): Fluent Bit would drop them silently",
-                 in->plugin_name, in->name, invalid, len, why);
-        }
-        if (g_ingest_fd >= 0 && write_all(g_ingest_fd, data, len) != 0) {
-            hlog(L_ERROR, "[flbhost] writing the ingest file failed: %s",
-                 strerror(errno));
-        }
-        in->c.records += valid;
-        in->c.bytes += len;
-        if (g_times_fd >= 0) {
-            struct timespec rt, cpu;
-            char line[128];
-            int n;
-            clock_gettime(CLOCK_REALTIME, &rt);
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-            n = snprintf(line, sizeof(line), "%lld %" PRIu64 " %zu %lld\n",
-                         (long long) rt.tv_sec * 1000000000LL + rt.tv_nsec, valid, len,
-                         (long long) cpu.tv_sec * 1000000000LL + cpu.tv_nsec);
-            if (write_all(g_times_fd, line, (size_t) n) != 0) {
-                hlog(L_ERROR, "[flbhost] writing the ingest-times file failed: %s",
-                     strerror(errno));
-            }
-        }
-        hlog(L_DEBUG, "[input:%s:%s] callback #%" PRIu64 " rc=%d: %zu bytes, "
-             "%" PRIu64 " records ingested", in->plugin_name, in->name,
-             in->c.callbacks, rc, len, valid);
-    }
+    /* flb_input_log_append -> the ring buffer; the cleanup right after */
+    ring_write(in, data, len, valid);
+    hlog(L_DEBUG, "[input:%s:%s] callback #%" PRIu64 " rc=%d: %zu bytes, "
+         "%" PRIu64 " records into the ring buffer", in->plugin_name, in->name,
+         in->c.callbacks, rc, len, valid);
 
     if (sym.cleanup && !o_no_cleanup) {
         int crc = sym.cleanup(data);
@@ -977,14 +1057,12 @@ static void *input_thread(void *arg)
     next_due = now_ns() + o_interval_ns;
     for (;;) {
         int64_t now;
+        int do_exit = 0;
 
         pthread_mutex_lock(&g_mu);
         for (;;) {
-            if (g_shutdown) {
-                break;
-            }
-            process_requests(in, &next_due);
-            if (g_shutdown) {
+            process_requests(in, &next_due, &do_exit);
+            if (do_exit) {
                 break;
             }
             if (in->paused) {
@@ -1001,11 +1079,10 @@ static void *input_thread(void *arg)
                 pthread_cond_timedwait(&g_cv, &g_mu, &ts);
             }
         }
-        if (g_shutdown) {
-            pthread_mutex_unlock(&g_mu);
+        pthread_mutex_unlock(&g_mu);
+        if (do_exit) {
             break;
         }
-        pthread_mutex_unlock(&g_mu);
 
         /* consume the tick(s): next expiry is the first one after now */
         now = now_ns();
@@ -1013,21 +1090,9 @@ static void *input_thread(void *arg)
         handle_callback(in);
     }
 
-    /* Shutdown: Fluent Bit was seen pausing twice, with no resume between */
-    hlog(L_INFO, "[input:%s:%s] shutdown: FLBPluginInputPause 1/2",
-         in->plugin_name, in->name);
-    do_pause();
-    hlog(L_INFO, "[input:%s:%s] shutdown: FLBPluginInputPause 2/2",
-         in->plugin_name, in->name);
-    do_pause();
-    in->paused = 1;
-
-    pthread_mutex_lock(&g_mu);
-    while (!g_exit_phase) {
-        pthread_cond_wait(&g_cv, &g_mu);
-    }
-    pthread_mutex_unlock(&g_mu);
-
+    /* flb_input_thread_instance_exit: cb_exit runs on this thread after the
+     * pauses queued before it; the Go proxy's cb_exit calls PreExit, then
+     * Exit (src/flb_plugin_proxy.c flb_proxy_input_cb_exit) */
     if (sym.pre_exit) {
         hlog(L_INFO, "[input:%s:%s] FLBPluginInputPreExit(0)",
              in->plugin_name, in->name);
@@ -1054,6 +1119,149 @@ static void *input_thread(void *arg)
 static int64_t g_start_ns;
 static int g_max_fired;
 
+/* ingest_write appends chunked data to the ingest file (and a line to the
+ * ingest-times file) */
+static void ingest_write(struct flb_input_instance *in, const void *buf, size_t len)
+{
+    if (g_ingest_fd >= 0 && write_all(g_ingest_fd, buf, len) != 0) {
+        hlog(L_ERROR, "[flbhost] writing the ingest file failed: %s", strerror(errno));
+    }
+    (void) in;
+}
+
+/* chunk_append puts one ring entry into a chunk (input_chunk_append_raw):
+ * on disk at once for filesystem storage, in memory until the next flush
+ * otherwise */
+static void chunk_append(struct flb_input_instance *in, struct rb_entry *e)
+{
+    in->c.records += e->valid;
+    in->c.bytes += e->len;
+    if (in->storage_fs) {
+        ingest_write(in, e->buf, e->len);
+    }
+    else {
+        if (in->mchunk_len + e->len > in->mchunk_cap) {
+            size_t cap = in->mchunk_cap ? in->mchunk_cap : 65536;
+            while (cap < in->mchunk_len + e->len) {
+                cap *= 2;
+            }
+            in->mchunk = xrealloc(in->mchunk, cap);
+            in->mchunk_cap = cap;
+        }
+        memcpy(in->mchunk + in->mchunk_len, e->buf, e->len);
+        in->mchunk_len += e->len;
+    }
+    if (g_times_fd >= 0) {
+        struct timespec rt, cpu;
+        char line[128];
+        int n;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+        n = snprintf(line, sizeof(line), "%lld %" PRIu64 " %zu %lld\n",
+                     (long long) rt.tv_sec * 1000000000LL + rt.tv_nsec, e->valid, e->len,
+                     (long long) cpu.tv_sec * 1000000000LL + cpu.tv_nsec);
+        if (write_all(g_times_fd, line, (size_t) n) != 0) {
+            hlog(L_ERROR, "[flbhost] writing the ingest-times file failed: %s",
+                 strerror(errno));
+        }
+    }
+}
+
+/* rb_collect is flb_input_chunk_ring_buffer_collector: every input's ring
+ * into chunks, skipping inputs paused for back-pressure */
+static void rb_collect(void)
+{
+    int i;
+    for (i = 0; i < g_nins; i++) {
+        struct flb_input_instance *in = g_ins[i];
+        int paused;
+        pthread_mutex_lock(&g_mu);
+        paused = in->bp_paused;
+        pthread_mutex_unlock(&g_mu);
+        for (;;) {
+            struct rb_entry *e = NULL;
+            if (paused) {
+                break;
+            }
+            pthread_mutex_lock(&in->rb_mu);
+            if (in->rb_len > 0) {
+                e = in->rb[in->rb_head];
+                in->rb_head = (in->rb_head + 1) % RB_SLOTS;
+                in->rb_len--;
+            }
+            pthread_mutex_unlock(&in->rb_mu);
+            if (!e) {
+                break;
+            }
+            chunk_append(in, e);
+            free(e->buf);
+            free(e);
+        }
+        pthread_mutex_lock(&in->rb_mu);
+        in->rb_flush_pending = 0;
+        pthread_mutex_unlock(&in->rb_mu);
+    }
+}
+
+/* flush_memory_chunks delivers memory chunks to the "output" */
+static void flush_memory_chunks(void)
+{
+    int i;
+    for (i = 0; i < g_nins; i++) {
+        struct flb_input_instance *in = g_ins[i];
+        if (in->mchunk_len > 0) {
+            ingest_write(in, in->mchunk, in->mchunk_len);
+            in->mchunk_len = 0;
+        }
+    }
+}
+
+/* ring_discard is flb_input_chunk_ring_buffer_cleanup at input exit: what
+ * was never collected into a chunk is lost */
+static void ring_discard(void)
+{
+    int i;
+    for (i = 0; i < g_nins; i++) {
+        struct flb_input_instance *in = g_ins[i];
+        uint64_t records = 0, bytes = 0;
+        while (in->rb_len > 0) {
+            struct rb_entry *e = in->rb[in->rb_head];
+            in->rb_head = (in->rb_head + 1) % RB_SLOTS;
+            in->rb_len--;
+            records += e->valid;
+            bytes += e->len;
+            free(e->buf);
+            free(e);
+        }
+        if (bytes > 0) {
+            in->c.dropped += records;
+            in->c.dropped_bytes += bytes;
+            hlog(L_WARN, "[input:%s:%s] %" PRIu64 " records (%" PRIu64 " bytes) "
+                 "still in the ring buffer at exit, never put into a chunk: "
+                 "discarded", in->plugin_name, in->name, records, bytes);
+        }
+    }
+}
+
+/* timers runs the main thread's ring-buffer collector and memory flush
+ * when due (not once the shutdown tick has passed: Fluent Bit's main
+ * thread is then stopping the inputs) */
+static void timers(void)
+{
+    int64_t now = now_ns();
+    if (g_exit_phase || !g_started) {
+        return;
+    }
+    if (now >= g_next_rb_ns) {
+        rb_collect();
+        g_next_rb_ns += o_rb_ns * ((now - g_next_rb_ns) / o_rb_ns + 1);
+    }
+    if (now >= g_next_flush_ns) {
+        flush_memory_chunks();
+        g_next_flush_ns += o_flush_ns * ((now - g_next_flush_ns) / o_flush_ns + 1);
+    }
+}
+
 /* Waits up to deadline_ns (absolute, 0 = 1 s) for events on the self-pipe
  * and handles them. Returns after at least one wake-up. */
 static void main_wait(int64_t deadline_ns)
@@ -1067,6 +1275,12 @@ static void main_wait(int64_t deadline_ns)
 
     if (wait_ns > 200000000LL) {
         wait_ns = 200000000LL; /* re-check flags regularly */
+    }
+    if (g_started && !g_exit_phase) {
+        int64_t t = (g_next_rb_ns < g_next_flush_ns ? g_next_rb_ns : g_next_flush_ns) - now;
+        if (t < wait_ns) {
+            wait_ns = t;
+        }
     }
     if (wait_ns < 0) {
         wait_ns = 0;
@@ -1089,17 +1303,27 @@ static void main_wait(int64_t deadline_ns)
     }
 
     if (poll(&pfd, 1, timeout_ms) <= 0) {
+        timers();
         return;
     }
     n = read(g_pipe[0], buf, sizeof(buf));
     for (i = 0; i < n; i++) {
+        if (buf[i] == 'B' && g_started && !g_exit_phase) {
+            rb_collect(); /* the ring is 5% full */
+        }
         if (buf[i] == 'P' || buf[i] == 'R') {
+            int j;
             pthread_mutex_lock(&g_mu);
             if (g_shutdown) {
                 pthread_mutex_unlock(&g_mu);
                 hlog(L_INFO, "[flbhost] %s ignored: shutting down",
                      buf[i] == 'P' ? "SIGUSR1 (pause)" : "SIGUSR2 (resume)");
                 continue;
+            }
+            /* flb_input_chunk_protect: the input is marked paused at once,
+             * the plugin's Pause runs later on its thread */
+            for (j = 0; j < g_nins; j++) {
+                g_ins[j]->bp_paused = buf[i] == 'P';
             }
             g_req_ring[g_req_count % REQ_RING] =
                 buf[i] == 'P' ? REQ_PAUSE : REQ_RESUME;
@@ -1111,6 +1335,7 @@ static void main_wait(int64_t deadline_ns)
                  buf[i] == 'P' ? "pause" : "resume");
         }
     }
+    timers();
 }
 
 static int all_done(int what)
@@ -1130,12 +1355,23 @@ static int all_done(int what)
     return ok;
 }
 
+/* request queues a request to every input thread */
+static void request(int req)
+{
+    pthread_mutex_lock(&g_mu);
+    g_req_ring[g_req_count % REQ_RING] = req;
+    g_req_count++;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* start_shutdown is flb_engine_stop_ingestion: pause every input */
 static void start_shutdown(void)
 {
     pthread_mutex_lock(&g_mu);
     g_shutdown = 1;
-    pthread_cond_broadcast(&g_cv);
     pthread_mutex_unlock(&g_mu);
+    request(REQ_SD_PAUSE);
 }
 
 static void join_all(void)
@@ -1158,6 +1394,8 @@ static void free_all(void)
             free(g_ins[i]->props[j].val);
         }
         free(g_ins[i]->props);
+        free(g_ins[i]->mchunk);
+        pthread_mutex_destroy(&g_ins[i]->rb_mu);
         free(g_ins[i]);
     }
     free(g_ins);
@@ -1228,7 +1466,10 @@ static void usage(FILE *f)
         "      --ingest-times FILE  append \"<unix_ns> <records> <bytes> <cpu_ns>\"\n"
         "                         per ingested buffer to FILE\n"
         "      --interval-ms N    collector period (default 1000)\n"
-        "      --grace S          shutdown grace in seconds (default 5)\n"
+        "      --grace S          Fluent Bit's Grace (default 5): the most a shutdown\n"
+        "                         waits for a running FLBPluginInit\n"
+        "      --rb-ms N          ring-buffer collector period (default 250, or\n"
+        "                         FLB_DEV_RB_MS like Fluent Bit)\n"
         "      --no-cleanup       ignore FLBPluginInputCleanupCallback, free()\n"
         "      --max-seconds S    SIGTERM self after S seconds (0 = off)\n"
         "  -q, --quiet            only warnings, errors, ready and summary\n"
@@ -1256,6 +1497,7 @@ static struct flb_input_instance *new_instance(const char *name)
     snprintf(in->plugin_name, sizeof(in->plugin_name), "%s", name);
     snprintf(in->name, sizeof(in->name), "%s.%d", name, in->id);
     in->ctx.coll_fd = -1;
+    pthread_mutex_init(&in->rb_mu, NULL);
     g_ins = xrealloc(g_ins, sizeof(*g_ins) * (size_t) (g_nins + 1));
     g_ins[g_nins++] = in;
     return in;
@@ -1284,6 +1526,9 @@ static int add_prop(struct flb_input_instance *in, const char *kv)
         in->nreserved++;
         if (strcasecmp(key, "alias") == 0 && val[0]) {
             snprintf(in->name, sizeof(in->name), "%s", val);
+        }
+        if (strcasecmp(key, "storage.type") == 0) {
+            in->storage_fs = strcasecmp(val, "filesystem") == 0;
         }
         hlog(L_DEBUG, "[input:%s:%s] property '%s' is consumed by Fluent Bit "
              "(not visible to the plugin)", in->plugin_name, in->name, key);
@@ -1322,6 +1567,7 @@ int main(int argc, char **argv)
         {"grace", required_argument, NULL, 3},
         {"no-cleanup", no_argument, NULL, 4},
         {"max-seconds", required_argument, NULL, 5},
+        {"rb-ms", required_argument, NULL, 7},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -1336,6 +1582,13 @@ int main(int argc, char **argv)
     int init_failed = 0;
 
     g_start_ns = now_ns();
+    if (getenv("FLB_DEV_RB_MS")) {
+        /* the same development knob as src/flb_engine.c */
+        long v = atol(getenv("FLB_DEV_RB_MS"));
+        if (v > 0) {
+            o_rb_ns = (int64_t) v * 1000000LL;
+        }
+    }
 
     while ((opt = getopt_long(argc, argv, "e:i:p:t:qvh", lopts, NULL)) != -1) {
         switch (opt) {
@@ -1389,6 +1642,16 @@ int main(int argc, char **argv)
         case 4:
             o_no_cleanup = 1;
             break;
+        case 7: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end != '\0' || v <= 0 || v > 3600000) {
+                hlog(L_ERROR, "[flbhost] invalid --rb-ms '%s'", optarg);
+                return 1;
+            }
+            o_rb_ns = (int64_t) v * 1000000LL;
+            break;
+        }
         case 5:
             if (parse_seconds(optarg, &o_max_ns) != 0) {
                 hlog(L_ERROR, "[flbhost] invalid --max-seconds '%s'", optarg);
@@ -1634,6 +1897,8 @@ int main(int argc, char **argv)
          "ingest=%s%s", g_nins, (double) o_interval_ns / 1e9,
          (double) o_grace_ns / 1e9, o_ingest ? o_ingest : "(none)",
          o_no_cleanup ? " no-cleanup" : "");
+    g_next_rb_ns = now_ns() + o_rb_ns;
+    g_next_flush_ns = now_ns() + o_flush_ns;
     log_always("[flbhost] ready");
 
     /* ---- run until SIGTERM/SIGINT ---- */
@@ -1641,27 +1906,32 @@ int main(int argc, char **argv)
         main_wait(0);
     }
 
-    /* ---- shutdown ---- */
+    /* ---- shutdown, like src/flb_engine.c ---- */
     {
-        int64_t sd = atomic_load(&g_shutdown_ns);
-        int64_t deadline = sd + o_grace_ns;
-
-        hlog(L_INFO, "[flbhost] caught signal (%s): shutting down, grace %.3fs",
-             signame(atomic_load(&g_term_sig)), (double) o_grace_ns / 1e9);
+        /* the first shutdown timer tick, 1 s after the signal: Fluent Bit
+         * then stops unless output tasks or chunks are pending (flbhost's
+         * outputs are instant: memory chunks are flushed at the tick) */
+        int64_t tick = atomic_load(&g_shutdown_ns) + 1000000000LL;
+        hlog(L_INFO, "[flbhost] caught signal (%s): pausing all inputs, "
+             "shutdown tick in 1s", signame(atomic_load(&g_term_sig)));
         start_shutdown();
-        while (now_ns() < deadline) {
-            main_wait(deadline);
+        while (now_ns() < tick) {
+            main_wait(tick);
         }
-        hlog(L_INFO, "[flbhost] grace period over: stopping inputs");
+        flush_memory_chunks();
+        hlog(L_INFO, "[flbhost] shutdown tick: stopping inputs");
+        /* flb_engine_shutdown: pause all again, then flb_input_exit_all */
         pthread_mutex_lock(&g_mu);
         g_exit_phase = 1;
-        pthread_cond_broadcast(&g_cv);
         pthread_mutex_unlock(&g_mu);
+        request(REQ_SD_PAUSE);
+        request(REQ_EXIT);
         /* no timeout, like Fluent Bit: a slow FLBPluginExit holds up exit */
         while (!all_done('F')) {
             main_wait(0);
         }
         join_all();
+        ring_discard();
         hlog(L_INFO, "[flbhost] all inputs stopped");
         unregister();
         print_summary();

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -288,8 +289,7 @@ func TestLifecycleOrderAndIngest(t *testing.T) {
 
 	log := r.h.Log()
 	assert.Contains(t, log, "[ info] [flbhost] ready")
-	assert.Contains(t, log, "FLBPluginInputPause 1/2")
-	assert.Contains(t, log, "FLBPluginInputPause 2/2")
+	assert.Equal(t, 2, strings.Count(log, "shutdown: FLBPluginInputPause"), "paused at the signal and again at the shutdown tick")
 	assert.Regexp(t, `(?m)^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\] \[ info\] \[flbhost\] callbacks=\d+ records=\d+ bytes=\d+ dropped_after_shutdown=0`, log)
 }
 
@@ -384,52 +384,84 @@ func TestNoCleanupFrees(t *testing.T) {
 	assert.Contains(t, r.h.Log(), "--no-cleanup")
 }
 
-func TestKill9KeepsEveryCleanedBuffer(t *testing.T) {
+// kill -9 keeps what reached a chunk on disk and nothing else: the ring
+// buffer and memory chunks die with the process.
+func TestKill9KeepsOnlyChunkedRecords(t *testing.T) {
 	t.Parallel()
-	r := start(t, flbhost.Options{IntervalMS: 5, Props: [][2]string{{"records", "200"}}})
-	require.NoError(t, r.h.WaitReady(20*time.Second))
-	r.waitCalls(t, "Cleanup", 10, 10*time.Second)
-	require.NoError(t, r.h.Kill())
-	code, err := r.h.Wait()
-	assert.Error(t, err)
-	assert.Equal(t, -1, code)
+	cases := []struct {
+		name    string
+		storage string
+		env     []string
+		cleaned int           // cleanups to wait for
+		settle  time.Duration // then this long before the kill
+		kept    string        // "settled": every buffer cleaned up before the settle; "none"
+	}{
+		{name: "filesystem: chunked every 250 ms", storage: "filesystem", cleaned: 10, settle: 700 * time.Millisecond, kept: "settled"},
+		{name: "filesystem: still in the ring (no collector run yet)", storage: "filesystem", env: []string{"FLB_DEV_RB_MS=600000"}, cleaned: 10, kept: "none"},
+		{name: "filesystem: ring 5% full is collected early", storage: "filesystem", env: []string{"FLB_DEV_RB_MS=600000"}, cleaned: 60, settle: 300 * time.Millisecond, kept: "window"},
+		{name: "memory: chunked, never flushed", storage: "memory", cleaned: 10, kept: "none"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := start(t, flbhost.Options{IntervalMS: 5, Env: tc.env,
+				Props: [][2]string{{"records", "20"}, {"storage.type", tc.storage}}})
+			require.NoError(t, r.h.WaitReady(20*time.Second))
+			r.waitCalls(t, "Cleanup", tc.cleaned, 10*time.Second)
+			before := cleaned(t, r.calls(t))
+			time.Sleep(tc.settle)
+			require.NoError(t, r.h.Kill())
+			code, err := r.h.Wait()
+			assert.Error(t, err)
+			assert.Equal(t, -1, code)
 
-	cs := r.calls(t)
-	recs, _, err := flbhost.ReadIngest(r.ingest)
-	require.NoError(t, err)
-	got := counters(recs)
-	want := cleaned(t, cs)
-	require.GreaterOrEqual(t, len(got), len(want))
-	assert.Equal(t, want, got[:len(want)], "every cleaned-up buffer was written before its cleanup")
-	assert.Equal(t, seq(1, int64(len(got))), got)
-	assert.LessOrEqual(t, len(got), 200*count(cs, "Callback"))
+			cs := r.calls(t)
+			recs, _, err := flbhost.ReadIngest(r.ingest)
+			require.NoError(t, err)
+			got := counters(recs)
+			all := cleaned(t, cs)
+			require.LessOrEqual(t, len(got), len(all))
+			assert.True(t, slices.Equal(all[:len(got)], got), "what is kept is the oldest cleaned-up records, in order")
+			switch tc.kept {
+			case "settled":
+				assert.GreaterOrEqual(t, len(got), len(before), "every buffer cleaned up %s before the kill was chunked", tc.settle)
+			case "window":
+				assert.GreaterOrEqual(t, len(got), 51*20, "51 ring entries (5%%) wake the collector")
+			case "none":
+				assert.Empty(t, got, "%d cleaned-up buffers, none chunked on disk", len(all)/20)
+			}
+		})
+	}
 }
 
+// A callback returning during the shutdown's first second has its records
+// chunked; one returning after the shutdown tick finds them discarded with
+// the ring, whatever the grace.
 func TestShutdownDataLoss(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
 		slowMS  int
-		grace   float64
 		dropped bool
 	}{
-		{name: "returns after grace: dropped", slowMS: 1500, grace: 0.3, dropped: true},
-		{name: "returns within grace: written", slowMS: 300, grace: 1.5, dropped: false},
+		{name: "returns after the shutdown tick: dropped", slowMS: 1500, dropped: true},
+		{name: "returns within the shutdown tick: written", slowMS: 300, dropped: false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := start(t, flbhost.Options{
-				Grace: tc.grace,
+				Grace: 5,
 				Props: [][2]string{
 					{"records", "4"}, {"slow_callback", "3"}, {"slow_ms", strconv.Itoa(tc.slowMS)},
+					{"storage.type", "filesystem"},
 				},
 			})
 			require.NoError(t, r.h.WaitReady(20*time.Second))
 			r.waitCalls(t, "CallbackBegin", 1, 10*time.Second)
 			began := time.Now()
 			require.NoError(t, r.h.Stop())
-			assert.GreaterOrEqual(t, time.Since(began), time.Duration(tc.grace*float64(time.Second)))
+			assert.GreaterOrEqual(t, time.Since(began), time.Second, "the shutdown tick comes after 1 s")
 
 			cs := r.calls(t)
 			ns := names(cs)
@@ -446,7 +478,7 @@ func TestShutdownDataLoss(t *testing.T) {
 				assert.Equal(t, seq(1, 8), counters(recs))
 				assert.Equal(t, int64(4), s["dropped_after_shutdown"])
 				assert.Equal(t, int64(8), s["records"])
-				assert.Contains(t, r.h.Log(), "outputs have stopped, 4 records")
+				assert.Contains(t, r.h.Log(), "4 records (351 bytes) still in the ring buffer at exit")
 			} else {
 				assert.Equal(t, seq(1, 12), counters(recs))
 				assert.Equal(t, int64(0), s["dropped_after_shutdown"])
@@ -455,6 +487,28 @@ func TestShutdownDataLoss(t *testing.T) {
 			assert.Equal(t, int64(3), s["cleanup_calls"])
 		})
 	}
+}
+
+// An input paused for back-pressure is skipped by the ring collector, and
+// a shutdown does not pause it again: the plugin sees one Pause before
+// PreExit, and what was left in the ring is discarded.
+func TestShutdownWhilePausedForBackPressure(t *testing.T) {
+	t.Parallel()
+	r := start(t, flbhost.Options{IntervalMS: 20, Env: []string{"FLB_DEV_RB_MS=600000"},
+		Props: [][2]string{{"records", "3"}, {"storage.type", "filesystem"}}})
+	require.NoError(t, r.h.WaitReady(20*time.Second))
+	r.waitCalls(t, "Cleanup", 3, 10*time.Second)
+	require.NoError(t, r.h.Pause())
+	require.NoError(t, r.h.Stop())
+
+	cs := r.calls(t)
+	ns := strings.Join(names(cs), " ")
+	assert.True(t, strings.HasSuffix(ns, "Cleanup Pause PreExit Exit Unregister"), ns)
+	recs, _, err := flbhost.ReadIngest(r.ingest)
+	require.NoError(t, err)
+	assert.Empty(t, recs, "the collector skipped the paused input")
+	assert.Equal(t, int64(3*count(cs, "Cleanup")), r.summary(t)["dropped_after_shutdown"])
+	assert.Contains(t, r.h.Log(), "paused for back-pressure, FLBPluginInputPause not called again")
 }
 
 func TestInitFailure(t *testing.T) {

@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"slices"
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+)
+
+// The commit rule. Fluent Bit runs a Go input on its own thread: what a
+// callback returns is copied into that thread's ring buffer, the cleanup
+// callback runs, and only later does the main thread move the ring's
+// entries into chunks (flb_input_chunk_ring_buffer_collector, on a 250 ms
+// timer in src/flb_engine.c, rb_ms; earlier when the ring is 5% full; never
+// while the input is paused for back-pressure). A SIGKILL loses what is in
+// the ring. So a callback's positions are committed only once it has been
+// taken commit_delay ago (1 s by default, four collector periods) counting
+// only time the input ran unpaused, at the next callback; and in order, so
+// a position carrying no record never moves a cursor past records still
+// waiting.
+
+// handover is one callback's records that Fluent Bit has taken: their
+// positions, announcements and failed logins, applied once durable.
+type handover struct {
+	items []record.Item
+	count batch
+	at    time.Duration // the run clock when Fluent Bit took them
+}
+
+// handLocked moves the callback Fluent Bit has just taken to the in-flight
+// list, stamped with the run clock.
+func (e *Engine) handLocked() {
+	e.pendingCount.bytes = e.pendingBytes
+	e.inflight = append(e.inflight, handover{items: e.pending, count: e.pendingCount, at: e.clockLocked()})
+	e.pending, e.pendingCount, e.pendingBytes = nil, batch{}, 0
+}
+
+// clockLocked is how long the input has run unpaused since the start.
+func (e *Engine) clockLocked() time.Duration {
+	if e.paused {
+		return e.ranFor
+	}
+	return e.ranFor + e.opts.Now().Sub(e.runningSince)
+}
+
+// commitDurableLocked commits, oldest first, the callbacks taken at least
+// commit_delay of running time ago. Fluent Bit's main thread moves its
+// input threads' ring buffers into chunks every 250 ms (src/flb_engine.c,
+// rb_ms) unless the input is paused (flb_input_chunk_ring_buffer_collector);
+// the delay adds room for a busy main thread.
+func (e *Engine) commitDurableLocked() {
+	now := e.clockLocked()
+	n := 0
+	for n < len(e.inflight) && now-e.inflight[n].at >= e.cfg.CommitDelay {
+		n++
+	}
+	if n > 0 {
+		e.commitLocked(e.takeInflightLocked(n))
+	}
+}
+
+// takeInflightLocked removes the n oldest in-flight callbacks.
+func (e *Engine) takeInflightLocked(n int) []handover {
+	hs := slices.Clone(e.inflight[:n])
+	e.inflight = slices.Delete(e.inflight, 0, n)
+	return hs
+}
+
+// unsettledAnnounces counts the announcements of new recordings returned
+// or taken by Fluent Bit and not committed yet.
+func (e *Engine) unsettledAnnounces() int {
+	n := e.pendingCount.announces
+	for i := range e.inflight {
+		n += e.inflight[i].count.announces
+	}
+	return n
+}
+
+// commitLocked applies the positions of hs, in order, to the committed
+// state and saves it. A failed save keeps the state in memory (ahead of the
+// disk) and stops hand-over until a save works, so the file never falls
+// behind what Fluent Bit has by more than a few callbacks.
+func (e *Engine) commitLocked(hs []handover) {
+	dirty := false
+	var b batch
+	var announced []string
+	for h := range hs {
+		b.merge(hs[h].count)
+		for i := range hs[h].items {
+			it := &hs[h].items[i]
+			if a := it.Announce; a != nil {
+				uploads := e.committed.UploadsSeen
+				if e.committed.AnnounceSession(*a) {
+					dirty = true
+					// Once per batch: a session.end and its session.upload
+					// often come together, and the recording may be exported
+					// (and forgotten) between two Adds.
+					if !slices.Contains(announced, a.SessionID) {
+						announced = append(announced, a.SessionID)
+					}
+				}
+				dirty = dirty || uploads != e.committed.UploadsSeen
+			}
+			if f := it.Failure; f != nil && e.cfg.LockEnabled {
+				dirty = true
+				if e.committed.CountFailure(*f, e.cfg.LockFailedAttempts, e.cfg.LockPeriod, e.opts.Now()) {
+					if e.cfg.DryRun {
+						e.log.Infof("dry_run: would lock user %q after %d failed logins within %s", f.User, e.cfg.LockFailedAttempts, e.cfg.LockPeriod)
+						e.committed.LockPlaced(f.User)
+					} else {
+						e.locker.Add(f.User, e.committed.Locking.Pending[f.User])
+					}
+				}
+			}
+			if it.Pos.Kind != 0 {
+				e.committed.Apply(&it.Pos)
+				dirty = true
+				switch it.Pos.Kind {
+				case cursor.PosDayDone:
+					e.log.Infof("day %s exported", it.Pos.Day)
+				case cursor.PosSessionDone:
+					e.sessions.Forget(it.Pos.ID)
+				}
+			}
+			if it.CaughtUp {
+				e.auditCaughtUp = true
+			}
+			*it = record.Item{}
+		}
+		if e.spare == nil {
+			e.spare = hs[h].items[:0]
+		}
+	}
+	if dirty && e.committed.Locking != nil {
+		e.committed.PruneFailures(e.cfg.LockPeriod, e.opts.Now())
+	}
+	if dirty && !e.cfg.DryRun {
+		t0 := time.Now()
+		err := e.store.Save(e.committed)
+		e.metrics.Commit(time.Since(t0))
+		if err != nil {
+			e.metrics.Error(metrics.ErrCursorSave)
+			if e.saveErr == nil {
+				e.log.Errorf("cannot save the cursor to %s: %s; handing over nothing until it can be saved (the last good state is kept)", e.store.Path(), logging.OneLine(err.Error()))
+			}
+			e.saveErr = err
+		} else if e.saveErr != nil {
+			e.log.Infof("cursor saved again to %s; export continues", e.store.Path())
+			e.saveErr = nil
+		}
+	}
+	for _, id := range announced {
+		if ss := e.committed.Sessions[id]; ss != nil {
+			e.sessions.Add(id, *ss)
+		}
+	}
+	e.observeLocked(b)
+}
