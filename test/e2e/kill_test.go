@@ -74,7 +74,7 @@ func TestKill9DuringLiveStream(t *testing.T) {
 	// What comes again is at most what was handed over in the commit delay
 	// and the callback after it, per kill: at 200 events/s, well under
 	// (commit_delay + 2 intervals) of the stream.
-	perKill := int((conf.DefaultCommitDelay + 2*interval*time.Millisecond).Seconds()*200) + 200
+	perKill := int((conf.DefaultCommitDelay+2*interval*time.Millisecond).Seconds()*200) + 200
 	assert.LessOrEqual(t, len(dups), kills*perKill, "duplicates bounded by the commit delay")
 	t.Logf("%d kills: %d events, %d lost, %d duplicates", kills, len(want), len(missing), len(dups))
 }
