@@ -877,10 +877,59 @@ func TestStaticManifest(t *testing.T) {
 	}
 	have, err := os.ReadFile(staticManifest)
 	require.NoError(t, err)
-	assert.Equal(t, manifest, string(have), "%s is stale: go test -run TestStaticManifest -update (in deploy/helm)", staticManifest)
+	if manifest != string(have) {
+		want, got := strings.Split(manifest, "\n"), strings.Split(string(have), "\n")
+		i := 0
+		for i < len(want) && i < len(got) && want[i] == got[i] {
+			i++
+		}
+		line := func(l []string) string {
+			if i < len(l) {
+				return l[i]
+			}
+			return "(end of file)"
+		}
+		t.Errorf("%s is stale (go test -run TestStaticManifest -update, in deploy/helm): line %d is %q, the chart renders %q",
+			staticManifest, i+1, line(got), line(want))
+	}
 	rel := check(t, ch, v.AsMap())
-	checkTbot(t, rel)
+	tc := checkTbot(t, rel)
 	lintClean(t, v.AsMap())
+
+	// The Teleport token of deploy/kubernetes/tctl lets exactly this tbot
+	// join: its name, and the service account in the namespace.
+	data, err := os.ReadFile("../kubernetes/tctl/teleport-fluent-bit-bot.yaml")
+	require.NoError(t, err)
+	var found bool
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var r struct {
+			Kind     string
+			Metadata struct{ Name string }
+			Spec     struct {
+				JoinMethod string `yaml:"join_method"`
+				Kubernetes struct {
+					Allow []struct {
+						ServiceAccount string `yaml:"service_account"`
+					}
+				}
+			}
+		}
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else {
+			require.NoError(t, err)
+		}
+		if r.Kind != "token" {
+			continue
+		}
+		found = true
+		assert.Equal(t, tc.Onboarding.Token, r.Metadata.Name)
+		assert.Equal(t, tc.Onboarding.JoinMethod, r.Spec.JoinMethod)
+		require.Len(t, r.Spec.Kubernetes.Allow, 1)
+		assert.Equal(t, namespace+":"+rel.o.deployments[0].Spec.Template.Spec.ServiceAccountName, r.Spec.Kubernetes.Allow[0].ServiceAccount)
+	}
+	assert.True(t, found, "a token in deploy/kubernetes/tctl")
 }
 
 // Every value in values.yaml is in the README's values table.
