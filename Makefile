@@ -9,7 +9,7 @@ CLI     := $(BUILD)/teleport-fluent-bit
 HOST    := $(BUILD)/flbhost
 AUTH    := $(BUILD)/teleportd
 
-.PHONY: all build test unit e2e demo vet clean fuzz fuzz-short FORCE
+.PHONY: all build test unit chart e2e demo vet clean fuzz fuzz-short FORCE
 
 all: build
 
@@ -30,19 +30,29 @@ $(HOST): test/flbhost/flbhost.c
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -o $@ $< -ldl -lpthread
 
-## test: vet, unit tests and end-to-end tests through the real .so
+# The Helm chart's tests: a module of their own (see deploy/helm/go.mod).
+CHART_MOD := deploy/helm
+
+## test: vet, unit tests, end-to-end tests through the real .so, the Helm chart's tests
 test: build vet
 	$(GO) test -count=1 -timeout 30m ./...
+	cd $(CHART_MOD) && $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-short
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	cd $(CHART_MOD) && $(GO) test -count=1 ./...
+
+## chart: the Helm chart's tests only
+chart:
+	cd $(CHART_MOD) && $(GO) test -count=1 ./...
 
 e2e: build
 	$(GO) test -count=1 -timeout 30m -v ./test/e2e/
 
 vet:
 	$(GO) vet ./...
+	cd $(CHART_MOD) && $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
 
 ## fuzz: every fuzz target (any func Fuzz* in a _test.go file) for FUZZTIME each
