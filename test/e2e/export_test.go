@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/flbhost"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/teleportd"
@@ -99,31 +100,37 @@ func TestGracefulRestartMidBacklog(t *testing.T) {
 	}
 }
 
-// kill -9 of the host at random points: nothing lost, and what comes again
-// is at most the one callback whose hand-over was cut short, per kill.
+// kill -9 of the host at random points of a backlog: nothing lost, and
+// what comes again is at most what was handed over in the commit delay and
+// the callback after it, per kill.
 func TestKill9AtRandomPoints(t *testing.T) {
 	r := newRig(t, teleportd.Options{})
 	r.generate(40000, 3*24*time.Hour, 4)
 	want := r.expected(nil)
 	const kills = 12
 	const callbackBytes = 64 << 10
+	const interval = 20 * time.Millisecond
+	delay := conf.MinCommitDelay
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for i := 0; i < kills; i++ {
-		h := r.host(hostOpts{props: r.props("callback_bytes=64K"), interval: 20})
+		h := r.host(hostOpts{props: r.props("callback_bytes=64K", "commit_delay="+delay.String()), interval: int(interval / time.Millisecond)})
 		require.NoError(t, h.WaitReady(30*time.Second))
-		time.Sleep(time.Duration(100+rng.Intn(400)) * time.Millisecond)
+		// Long enough for commits to happen, short enough to kill mid-backlog.
+		time.Sleep(delay + time.Duration(rng.Intn(1500))*time.Millisecond)
 		require.NoError(t, h.Kill())
 	}
 	h := r.host(hostOpts{props: r.props()})
-	got := r.waitCount(h, len(want), 90*time.Second)
+	r.waitAll(h, want, 90*time.Second)
 	require.NoError(t, h.Stop())
-	got = r.ingested()
+	got := r.ingested()
 	missing, dups, extra := compare(want, got)
-	assert.Empty(t, missing, "nothing lost across %d kills", kills)
+	assert.Empty(t, missing, "%d of %d events lost across %d kills, e.g. %v", len(missing), len(want), kills, first(missing))
 	assert.Empty(t, extra)
 	// Every record is over 200 bytes, so one callback holds fewer than
-	// callbackBytes/200 records.
-	assert.LessOrEqual(t, len(dups), kills*callbackBytes/200, "duplicates bounded by one callback per kill")
+	// callbackBytes/200 records; per kill, the callbacks of one delay and
+	// two more come again at most.
+	perKill := (int(delay/interval) + 2) * callbackBytes / 200
+	assert.LessOrEqual(t, len(dups), kills*perKill, "duplicates bounded by the commit delay")
 	t.Logf("%d kills: %d events, %d duplicates", kills, len(want), len(dups))
 }
 

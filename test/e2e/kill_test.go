@@ -35,7 +35,8 @@ func liveStream(r *rig, rate int) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); wg.Wait() }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
 // kill -9 of Fluent Bit at random points while a live stream flows in small
@@ -64,7 +65,7 @@ func TestKill9DuringLiveStream(t *testing.T) {
 	stop()
 	want := r.expected(nil)
 	h := r.host(hostOpts{props: props, interval: interval})
-	r.waitCount(h, len(want), 90*time.Second)
+	r.waitAll(h, want, 90*time.Second)
 	require.NoError(t, h.WaitLog("caught up:", 1, 60*time.Second))
 	require.NoError(t, h.Stop())
 	got := r.ingested()

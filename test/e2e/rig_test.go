@@ -206,6 +206,28 @@ func (r *rig) waitCount(h *flbhost.Host, n int, timeout time.Duration) []string 
 	}
 }
 
+// waitAll waits until every uid of want was ingested (duplicates do not
+// count).
+func (r *rig) waitAll(h *flbhost.Host, want []string, timeout time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		missing, _, _ := compare(want, r.ingested())
+		if len(missing) == 0 {
+			return
+		}
+		select {
+		case <-h.Done():
+			r.t.Fatalf("host exited early (code %d) with %d of %d events missing", h.ExitCode(), len(missing), len(want))
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%d of %d events missing after %s", len(missing), len(want), timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // exactlyOnce checks got holds every uid of want once and nothing else.
 func exactlyOnce(t *testing.T, want, got []string) {
 	t.Helper()
