@@ -105,10 +105,7 @@ func decode(data []byte) (*State, *decodeError) {
 	if dec.More() { // unreachable: json.Unmarshal above accepted one value only
 		return nil, &decodeError{kind: ErrCorrupt, detail: "data after the JSON object"}
 	}
-	st.StartTime = st.StartTime.UTC()
-	if st.Search != nil {
-		st.Search.WindowStart = st.Search.WindowStart.UTC()
-	}
+	st.normalize()
 	if err := st.Validate(); err != nil {
 		return nil, &decodeError{kind: ErrInvalid, detail: err.Error(), cause: err}
 	}

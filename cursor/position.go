@@ -38,6 +38,15 @@ type Pos struct {
 	Key         string
 	ID          string
 	Index       int64
+	// GivenUp is set on the PosSessionDone of a recording given up.
+	GivenUp *GivenUp
+}
+
+// GivenUp says why and when a recording was given up.
+type GivenUp struct {
+	Reason string
+	At     time.Time
+	Next   int64 // the index of the first event not exported
 }
 
 // Announce is a recording announced by an audit event; it joins the state
@@ -114,6 +123,7 @@ func (s *State) Apply(p *Pos) {
 		}
 	case PosSessionDone:
 		delete(s.Sessions, p.ID)
+		s.noteGivenUp(p.ID, p.GivenUp)
 	case PosWindowDone:
 		s.Mode = ModeSearch
 		s.Search = &Search{WindowStart: p.WindowStart.UTC()}
@@ -135,4 +145,28 @@ func (s *State) day(day string) *Day {
 		s.Export.Days[day] = d
 	}
 	return d
+}
+
+// noteGivenUp adds a given-up recording to the newest MaxGivenUp, or, when
+// g is nil (the recording was exported, say after a later announcement),
+// takes it off.
+func (s *State) noteGivenUp(id string, g *GivenUp) {
+	for i := range s.GivenUp {
+		if s.GivenUp[i].SessionID == id {
+			s.GivenUp = append(s.GivenUp[:i], s.GivenUp[i+1:]...)
+			break
+		}
+	}
+	if g == nil {
+		if len(s.GivenUp) == 0 {
+			s.GivenUp = nil
+		}
+		return
+	}
+	if len(s.GivenUp) >= MaxGivenUp {
+		drop := len(s.GivenUp) - MaxGivenUp + 1
+		s.GivenUpDropped += int64(drop)
+		s.GivenUp = append(s.GivenUp[:0], s.GivenUp[drop:]...)
+	}
+	s.GivenUp = append(s.GivenUp, GivenUpSession{SessionID: id, Reason: g.Reason, At: g.At.UTC(), Next: g.Next})
 }

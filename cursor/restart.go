@@ -15,9 +15,15 @@ import (
 //
 // Only locks that were due but not placed yet (Locking.Pending) are kept:
 // they are about users failing to log in now, not about the position, and
-// dropping them would leave those users unlocked. st may be nil.
+// dropping them would leave those users unlocked. The given-up recordings
+// are kept too: they were lost whatever the position, and stay listed for
+// an operator to re-send. st may be nil.
 func (st *State) Restart(start time.Time) *State {
 	n := New(start)
+	if st != nil && len(st.GivenUp) > 0 {
+		n.GivenUp = append([]GivenUpSession(nil), st.GivenUp...)
+		n.GivenUpDropped = st.GivenUpDropped
+	}
 	if st != nil && st.Locking != nil && len(st.Locking.Pending) > 0 {
 		n.Locking = &Locking{Pending: make(map[string]time.Time, len(st.Locking.Pending))}
 		for u, t := range st.Locking.Pending {
@@ -52,6 +58,9 @@ func (st *State) Summary() string {
 	}
 	if n := len(st.Sessions); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d session recordings in progress", n))
+	}
+	if n := len(st.GivenUp); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d session recordings given up", n+int(st.GivenUpDropped)))
 	}
 	if l := st.Locking; l != nil && len(l.Pending) > 0 {
 		users := make([]string, 0, len(l.Pending))

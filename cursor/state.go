@@ -30,6 +30,12 @@ type State struct {
 	// and not yet exported to their end. A finished or given-up session is
 	// removed, so this holds only the work in progress.
 	Sessions map[string]*Session `json:"sessions,omitempty"`
+	// GivenUp are the recordings given up, newest last, at most MaxGivenUp:
+	// what an operator re-sends with `teleport-fluent-bit export --session`.
+	GivenUp []GivenUpSession `json:"given_up,omitempty"`
+	// GivenUpDropped counts the given-up recordings older than those
+	// GivenUp keeps (their warnings are in the log).
+	GivenUpDropped int64 `json:"given_up_dropped,omitempty"`
 	// UploadsSeen is set once the cluster has emitted a session.upload
 	// event: from then on session.end no longer announces recordings, so
 	// no session is exported twice.
@@ -58,6 +64,19 @@ type Session struct {
 	Announced time.Time `json:"announced"`
 	// ByEnd marks a recording announced by session.end only.
 	ByEnd bool `json:"by_end,omitempty"`
+}
+
+// MaxGivenUp bounds State.GivenUp.
+const MaxGivenUp = 100
+
+// GivenUpSession is a recording given up: not (fully) exported.
+type GivenUpSession struct {
+	SessionID string    `json:"session_id"`
+	Reason    string    `json:"reason"`
+	At        time.Time `json:"at"`
+	// Next is the index of the first recording event not exported (events
+	// before it were handed over).
+	Next int64 `json:"next"`
 }
 
 // Export is the bulk export position.
@@ -102,6 +121,9 @@ func (st *State) normalize() {
 	}
 	for _, ss := range st.Sessions {
 		ss.Announced = ss.Announced.UTC()
+	}
+	for i := range st.GivenUp {
+		st.GivenUp[i].At = st.GivenUp[i].At.UTC()
 	}
 	if l := st.Locking; l != nil {
 		for _, ts := range l.Failures {

@@ -37,6 +37,9 @@ func (st *State) Clone() *State {
 			}
 		}
 	}
+	if st.GivenUp != nil {
+		c.GivenUp = append([]GivenUpSession{}, st.GivenUp...)
+	}
 	if st.Sessions != nil {
 		c.Sessions = make(map[string]*Session, len(st.Sessions))
 		for k, v := range st.Sessions {
@@ -100,6 +103,7 @@ func (d *Day) clone() *Day {
 //   - no day is null, no chunk name is empty, and no chunk is both done and
 //     holding a cursor;
 //   - search.window_start is set;
+//   - given_up lists at most MaxGivenUp sessions, each once, with a time;
 //   - every string is valid UTF-8 (JSON could not carry it unchanged).
 func (st *State) Validate() error {
 	if st == nil {
@@ -150,6 +154,29 @@ func (st *State) Validate() error {
 			return fmt.Errorf("sessions[%q].next is negative (%d)", id, ss.Next)
 		}
 		if err := checkTime(fmt.Sprintf("sessions[%q].announced", id), ss.Announced); err != nil {
+			return err
+		}
+	}
+	if n := len(st.GivenUp); n > MaxGivenUp {
+		return fmt.Errorf("given_up lists %d sessions, at most %d", n, MaxGivenUp)
+	}
+	if st.GivenUpDropped < 0 {
+		return fmt.Errorf("given_up_dropped is negative (%d)", st.GivenUpDropped)
+	}
+	seen := make(map[string]bool, len(st.GivenUp))
+	for i, g := range st.GivenUp {
+		switch {
+		case g.SessionID == "" || !utf8.ValidString(g.SessionID):
+			return fmt.Errorf("given_up[%d] has an empty or invalid session_id %q", i, g.SessionID)
+		case seen[g.SessionID]:
+			return fmt.Errorf("given_up lists session %q twice", g.SessionID)
+		case !utf8.ValidString(g.Reason):
+			return fmt.Errorf("given_up[%d].reason is not valid UTF-8", i)
+		case g.Next < 0:
+			return fmt.Errorf("given_up[%d].next is negative (%d)", i, g.Next)
+		}
+		seen[g.SessionID] = true
+		if err := checkTime(fmt.Sprintf("given_up[%d].at", i), g.At); err != nil {
 			return err
 		}
 	}

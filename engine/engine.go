@@ -291,7 +291,10 @@ func (e *Engine) run(work *cursor.State) {
 		defer e.wg.Done()
 		e.locker.Run(e.ctx)
 	}()
-	e.sessions.API = conn
+	// What this connection's Auth Service answers (legacy RPCs or not) is
+	// learnt once, by the recordings and the search alike.
+	compat := &teleport.Compat{Log: e.log}
+	e.sessions.API, e.sessions.Compat = conn, compat
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -306,7 +309,7 @@ func (e *Engine) run(work *cursor.State) {
 				work.Search = &cursor.Search{WindowStart: work.StartTime}
 			}
 			src := &teleport.SearchSource{API: conn, Filter: filter, Metrics: e.metrics, Types: e.cfg.Types, Batch: e.cfg.Batch,
-				WindowSize: e.cfg.WindowSize, Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now, Settle: searchSettle}
+				WindowSize: e.cfg.WindowSize, Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now, Settle: searchSettle, Compat: compat}
 			_ = src.Run(e.ctx, work.Search, e.queue)
 			return
 		default:

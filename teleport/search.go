@@ -2,9 +2,8 @@ package teleport
 
 import (
 	"context"
+	"sync"
 	"time"
-
-	"github.com/gravitational/teleport/api/types"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
@@ -12,8 +11,9 @@ import (
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
-// SearchSource reads audit events with SearchUnstructuredEvents, for Auth
-// Services without the bulk export API. It pages through windows of
+// SearchSource reads audit events with SearchUnstructuredEvents (or, from
+// servers without it, SearchEvents: legacy.go), for Auth Services without
+// the bulk export API. It pages through windows of
 // WindowSize in ascending order; the cursor is the window, the start key of
 // the current page and the id of the last event taken from it.
 type SearchSource struct {
@@ -30,6 +30,11 @@ type SearchSource struct {
 	// already closed would never be searched again.
 	Settle  time.Duration
 	Metrics *metrics.Metrics
+	// Compat is shared by the sources of one connection (legacy.go); nil
+	// gets one of its own.
+	Compat *Compat
+
+	compatOnce sync.Once
 }
 
 // Run exports from st (the source's working copy) until ctx ends; failures
@@ -50,7 +55,7 @@ func (s *SearchSource) Run(ctx context.Context, st *cursor.Search, sink Sink) er
 			}
 			continue
 		}
-		events, next, err := s.API.SearchUnstructuredEvents(ctx, st.WindowStart, end, "default", s.Types, s.Batch, types.EventOrderAscending, st.Key)
+		events, next, err := s.search(ctx, st.WindowStart, end, st.Key)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

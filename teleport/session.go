@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -46,8 +47,12 @@ type SessionSource struct {
 	Log     *logging.Logger
 	Now     func() time.Time
 	Metrics *metrics.Metrics
+	// Compat is shared by the sources of one connection (legacy.go); nil
+	// gets one of its own.
+	Compat *Compat
 
-	once sync.Once
+	compatOnce sync.Once
+	once       sync.Once
 	skip map[string]bool
 	mu   sync.Mutex
 	jobs map[string]*job // every session not finished
@@ -62,7 +67,10 @@ type SessionSource struct {
 	// session.upload: not work to do yet, so they must not hold back the
 	// audit events that bring those uploads.
 	endWaiting int
-	wake       chan struct{}
+	// unimplWarned: the warning about a server without any recording RPC
+	// was logged (once until a recording is exported again).
+	unimplWarned bool
+	wake         chan struct{}
 	// slabs are carried over from one recording to the next: most
 	// recordings are a few KB, and a fresh 32 KB slab each would pin
 	// several times what the queue accounts for.
@@ -78,8 +86,9 @@ type job struct {
 	endWait   bool // waiting for a session.upload (not counted either)
 	byEnd     bool // announced by session.end only, so far
 	running   bool
-	attempts  int // failures other than NotFound in a row
+	attempts  int // failures other than NotFound and Unimplemented in a row
 	missing   int // NotFound answers in a row
+	unimpl    int // Unimplemented answers in a row
 	idx       int // position in the schedule heap; -1 when not in it
 }
 
@@ -266,6 +275,7 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 		return // stopping: the session stays in the state for the next run
 	}
 	if done {
+		s.unimplWarned = false
 		delete(s.jobs, j.id)
 		s.finished[j.id] = true
 		s.Log.Debugf("session %s: recording exported (%d events in this run)", j.id, j.next)
@@ -273,7 +283,7 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 	}
 	now := s.Now()
 	if got > 0 {
-		j.attempts, j.missing = 0, 0
+		j.attempts, j.missing, j.unimpl = 0, 0, 0
 	}
 	if isNotFound(err) {
 		j.missing++
@@ -284,6 +294,19 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 		}
 		wait := backoffWait(s.RetryInterval, j.missing)
 		s.Log.Debugf("session %s: recording not uploaded yet, next try in %s", j.id, wait)
+		j.notBefore, j.retrying = now.Add(wait), true
+		return
+	}
+	if IsNotImplemented(err) {
+		// The server's doing, not the recording's: legacy.go has switched
+		// RPCs where it could, so this server lacks both. It is never
+		// given up for it; a later try may find an upgraded server.
+		j.unimpl++
+		wait := backoffWait(s.RetryInterval, j.unimpl)
+		if !s.unimplWarned {
+			s.unimplWarned = true
+			s.Log.Warnf("session %s: cannot read recordings, retrying in %s (recordings wait, none is given up for this): %s", j.id, wait, logging.OneLine(err.Error()))
+		}
 		j.notBefore, j.retrying = now.Add(wait), true
 		return
 	}
@@ -298,15 +321,19 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 	j.notBefore, j.retrying = now.Add(wait), true
 }
 
-// giveUpLocked drops a session with one warning naming it; the state
-// forgets it once the warning's position is handed over.
+// giveUpLocked drops a session with one warning naming it; once the
+// warning's position is handed over, the state moves it from the sessions
+// in progress to the given-up ones (cursor show lists them, export
+// --session re-sends one).
 func (s *SessionSource) giveUpLocked(ctx context.Context, j *job, sink Sink, format string, args ...any) {
-	s.Log.Warnf("session %s: giving up on its recording: "+format, append([]any{j.id}, args...)...)
+	reason := fmt.Sprintf(format, args...)
+	s.Log.Warnf("session %s: giving up on its recording: %s; `teleport-fluent-bit export --session %s` exports it once it can be read", j.id, reason, j.id)
 	s.Metrics.SessionGivenUp()
 	delete(s.jobs, j.id)
 	s.finished[j.id] = true
 	s.mu.Unlock()
-	_ = sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id}})
+	_ = sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: j.id,
+		GivenUp: &cursor.GivenUp{Reason: reason, At: s.Now().UTC(), Next: j.next}}})
 	s.mu.Lock()
 }
 
@@ -332,7 +359,7 @@ func (s *SessionSource) stream(ctx context.Context, j *job, sink Sink) (got int,
 		sl = &slab{}
 	}
 	defer s.slabs.Put(sl)
-	recv := s.openSession(ctx, j.id, from, sl)
+	recv := s.openFallback(ctx, j.id, from, sl)
 	for {
 		idx, it, err := recv()
 		if errors.Is(err, io.EOF) {

@@ -1,6 +1,7 @@
 package teleportd
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -303,15 +304,32 @@ func (s *Server) RecordingStats() RecordingStats {
 // everything; a negative start_index counts as 0, one past the end streams
 // nothing and ends cleanly). A session without a recording (not uploaded
 // yet) answers codes.NotFound, which the client turns into trace.NotFound.
-// Order of the checks: access (ReadSessions, codes.PermissionDenied), then
-// SetRecordingMissing, SetRecordingMissingFor, SetRecordingFailing, the
-// recording's existence, SetRecordingBreakAfter. Only the fault that
-// answers a request consumes a count.
+// Order of the checks: Options.RecordingsUnimplemented (codes.Unimplemented,
+// a server without the method), access (ReadSessions,
+// codes.PermissionDenied), then SetRecordingMissing, SetRecordingMissingFor,
+// SetRecordingFailing, the recording's existence, SetRecordingBreakAfter.
+// Only the fault that answers a request consumes a count.
 func (a *auditService) StreamUnstructuredSessionEvents(req *auditlogpb.StreamUnstructuredSessionEventsRequest, stream grpc.ServerStreamingServer[auditlogpb.EventUnstructured]) error {
-	s := a.s
+	a.s.st.sessionEvents.Add(1)
+	if a.s.recUnimpl.Load() {
+		a.s.st.unimplemented.Add(1)
+		return status.Error(codes.Unimplemented, "unknown method StreamUnstructuredSessionEvents for service teleport.auditlog.v1.AuditLogService")
+	}
+	// One rawMsg for the stream (the codec is done with it when SendMsg
+	// returns), a buffer per message from msgBufs: gRPC holds it until
+	// written, then gives it back.
+	var msg rawMsg
+	return a.s.serveRecording(stream.Context(), req.GetSessionId(), int64(req.GetStartIndex()), func(bp *[]byte) error {
+		msg.buf = mem.NewBuffer(bp, &msgBufs)
+		return stream.SendMsg(&msg)
+	})
+}
+
+// serveRecording streams the recording of sid from index start, each event
+// an encoded EventUnstructured in a buffer from msgBufs that send owns:
+// what both recording RPCs share (faults, counters, ground truth).
+func (s *Server) serveRecording(ctx context.Context, sid string, start int64, send func(bp *[]byte) error) error {
 	r := &s.rec
-	sid := req.GetSessionId()
-	s.st.sessionEvents.Add(1)
 	r.calls.Add(1)
 	r.mu.Lock()
 	if r.callsSid == nil {
@@ -320,7 +338,6 @@ func (a *auditService) StreamUnstructuredSessionEvents(req *auditlogpb.StreamUns
 	r.callsSid[sid]++
 	r.mu.Unlock()
 
-	ctx := stream.Context()
 	if err := s.checkAccess(ctx, rightReadSessions); err != nil {
 		return err
 	}
@@ -377,11 +394,7 @@ func (a *auditService) StreamUnstructuredSessionEvents(req *auditlogpb.StreamUns
 		unrep = 0
 	}
 	defer flush()
-	it := src.iter(int64(req.GetStartIndex()))
-	// One rawMsg for the stream (the codec is done with it when SendMsg
-	// returns), a buffer per message from msgBufs: gRPC holds it until
-	// written, then gives it back.
-	var msg rawMsg
+	it := src.iter(start)
 	for brk < 0 || sent < int64(brk) {
 		if sent&255 == 255 {
 			if err := ctx.Err(); err != nil {
@@ -395,8 +408,7 @@ func (a *auditService) StreamUnstructuredSessionEvents(req *auditlogpb.StreamUns
 			break
 		}
 		*bp = b
-		msg.buf = mem.NewBuffer(bp, &msgBufs)
-		if err := stream.SendMsg(&msg); err != nil {
+		if err := send(bp); err != nil {
 			return err
 		}
 		sent++

@@ -38,6 +38,13 @@ type Options struct {
 	ClusterName         string // default "acc"
 	ServerVersion       string // default "17.2.0"
 	ExportUnimplemented bool   // GetEventExportChunks/ExportUnstructuredEvents answer codes.Unimplemented
+	// RecordingsUnimplemented makes StreamUnstructuredSessionEvents answer
+	// codes.Unimplemented, like Teleport before the unstructured API: the
+	// recordings are then read with the legacy AuthService/StreamSessionEvents.
+	RecordingsUnimplemented bool
+	// SearchUnimplemented makes GetUnstructuredEvents answer
+	// codes.Unimplemented: search is then AuthService/GetEvents only.
+	SearchUnimplemented bool
 	Logf                func(format string, args ...any)
 
 	// ChunkSize is the maximum number of events per chunk formed by Add
@@ -63,6 +70,8 @@ type Server struct {
 	store   *store
 
 	exportUnimpl atomic.Bool
+	recUnimpl    atomic.Bool
+	searchUnimpl atomic.Bool
 
 	mu     sync.Mutex
 	addr   string
@@ -96,6 +105,8 @@ func Start(opts Options) (*Server, error) {
 	s.store.recEvents = opts.RecordingEvents
 	s.st.calls = map[string]*atomic.Int64{}
 	s.exportUnimpl.Store(opts.ExportUnimplemented)
+	s.recUnimpl.Store(opts.RecordingsUnimplemented)
+	s.searchUnimpl.Store(opts.SearchUnimplemented)
 
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "teleportd-")
@@ -261,6 +272,14 @@ func (s *Server) Close() {
 // to answering codes.Unimplemented (the client sees trace.IsNotImplemented).
 func (s *Server) SetExportUnimplemented(v bool) { s.exportUnimpl.Store(v) }
 
+// SetRecordingsUnimplemented switches StreamUnstructuredSessionEvents to
+// answering codes.Unimplemented (Options.RecordingsUnimplemented).
+func (s *Server) SetRecordingsUnimplemented(v bool) { s.recUnimpl.Store(v) }
+
+// SetSearchUnimplemented switches GetUnstructuredEvents to answering
+// codes.Unimplemented (Options.SearchUnimplemented).
+func (s *Server) SetSearchUnimplemented(v bool) { s.searchUnimpl.Store(v) }
+
 // Add stores explicit events. The events of each UTC day in one call form
 // new sealed chunk(s) of that day (at most Options.ChunkSize events each).
 // It panics on events that cannot be encoded (bad "time", unmarshalable
@@ -338,6 +357,7 @@ const (
 
 type counters struct {
 	ping, chunks, export, search, sessionEvents atomic.Int64
+	getEvents, streamSessionEvents              atomic.Int64
 	unimplemented, errors                       atomic.Int64
 	chunksListed, exported, searched            atomic.Int64
 	hsOK, hsFailed, starts                      atomic.Int64
@@ -358,8 +378,10 @@ type Stats struct {
 	ExportUnstructuredEvents        int64 // calls
 	GetUnstructuredEvents           int64 // calls (search pages)
 	StreamUnstructuredSessionEvents int64 // calls
+	GetEvents                       int64 // legacy search calls (AuthService/GetEvents)
+	StreamSessionEvents             int64 // legacy recording calls (AuthService/StreamSessionEvents)
 
-	Unimplemented  int64 // export calls refused by the ExportUnimplemented switch
+	Unimplemented  int64 // calls refused by the *Unimplemented switches
 	Errors         int64 // RPCs that ended with an error (any code)
 	ChunksListed   int64 // chunk names streamed by GetEventExportChunks
 	EventsExported int64 // events sent by ExportUnstructuredEvents
@@ -384,6 +406,8 @@ func (s *Server) Stats() Stats {
 		ExportUnstructuredEvents:        c.export.Load(),
 		GetUnstructuredEvents:           c.search.Load(),
 		StreamUnstructuredSessionEvents: c.sessionEvents.Load(),
+		GetEvents:                       c.getEvents.Load(),
+		StreamSessionEvents:             c.streamSessionEvents.Load(),
 		Unimplemented:                   c.unimplemented.Load(),
 		Errors:                          c.errors.Load(),
 		ChunksListed:                    c.chunksListed.Load(),

@@ -14,7 +14,8 @@ import (
 	"github.com/gravitational/teleport/api/types"
 )
 
-// authService implements proto.AuthService: Ping, and UpsertLock (locks.go).
+// authService implements proto.AuthService: Ping, UpsertLock (locks.go),
+// and the legacy StreamSessionEvents and GetEvents (legacy.go).
 type authService struct {
 	proto.UnimplementedAuthServiceServer
 	s *Server
@@ -121,7 +122,7 @@ func (a *auditService) ExportUnstructuredEvents(req *auditlogpb.ExportUnstructur
 // GetUnstructuredEvents is the typed form of search (the server registers
 // searchRaw instead, see auditLogServiceDesc).
 func (a *auditService) GetUnstructuredEvents(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*auditlogpb.EventsUnstructured, error) {
-	raw, err := a.searchRaw(ctx, req)
+	raw, err := a.search(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -132,10 +133,20 @@ func (a *auditService) GetUnstructuredEvents(ctx context.Context, req *auditlogp
 	return out, nil
 }
 
-// searchRaw implements GetUnstructuredEvents and returns the encoded
-// EventsUnstructured (items = 1, last_key = 2).
-func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*rawMsg, error) {
+// search is GetUnstructuredEvents, or codes.Unimplemented under
+// Options.SearchUnimplemented.
+func (a *auditService) search(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*rawMsg, error) {
 	a.s.st.search.Add(1)
+	if a.s.searchUnimpl.Load() {
+		a.s.st.unimplemented.Add(1)
+		return nil, status.Error(codes.Unimplemented, "unknown method GetUnstructuredEvents for service teleport.auditlog.v1.AuditLogService")
+	}
+	return a.searchRaw(ctx, req)
+}
+
+// searchRaw implements GetUnstructuredEvents (and the legacy GetEvents) and
+// returns the encoded EventsUnstructured (items = 1, last_key = 2).
+func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*rawMsg, error) {
 	if err := a.s.checkAccess(ctx, rightListEvents); err != nil {
 		return nil, err
 	}
@@ -241,7 +252,7 @@ func searchHandler(srv any, ctx context.Context, dec func(any) error, intercepto
 		return nil, err
 	}
 	h := func(ctx context.Context, req any) (any, error) {
-		out, err := srv.(*auditService).searchRaw(ctx, req.(*auditlogpb.GetUnstructuredEventsRequest))
+		out, err := srv.(*auditService).search(ctx, req.(*auditlogpb.GetUnstructuredEventsRequest))
 		if err != nil {
 			return nil, err
 		}
