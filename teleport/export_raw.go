@@ -56,6 +56,11 @@ func openRawStream(ctx context.Context, api any, desc *grpc.StreamDesc, method s
 	if cc == nil {
 		return nil, nil
 	}
+	return openRawStreamOn(ctx, cc, desc, method, req)
+}
+
+// openRawStreamOn is openRawStream on the connection cc.
+func openRawStreamOn(ctx context.Context, cc *grpc.ClientConn, desc *grpc.StreamDesc, method string, req any) (*rawStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	cs, err := cc.NewStream(ctx, desc, method, grpc.ForceCodecV2(rawCodec{}))
 	if err == nil {

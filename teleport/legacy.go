@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gravitational/teleport/api/client/proto"
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
 	"github.com/gravitational/teleport/api/types"
 	apievents "github.com/gravitational/teleport/api/types/events"
 	"github.com/gravitational/trace"
+	"google.golang.org/grpc"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport/schema"
 )
 
 // The legacy fallback. Teleport servers older than the unstructured audit
@@ -27,15 +31,6 @@ import (
 // searchUnstructuredEventsFallback in teleport/api of Teleport 13, dropped
 // from later releases). This file does the same on top of the client's
 // typed StreamSessionEvents and SearchEvents.
-
-// LegacyAPI is the part of the Teleport client that reads the legacy RPCs;
-// *client.Client implements it.
-type LegacyAPI interface {
-	// StreamSessionEvents reads proto.AuthService/StreamSessionEvents.
-	StreamSessionEvents(ctx context.Context, sessionID string, startIndex int64) (chan apievents.AuditEvent, chan error)
-	// SearchEvents reads proto.AuthService/GetEvents.
-	SearchEvents(ctx context.Context, fromUTC, toUTC time.Time, namespace string, eventTypes []string, limit int, order types.EventOrder, startKey string) ([]apievents.AuditEvent, string, error)
-}
 
 // Compat is what one connection has learnt about the RPCs its Auth Service
 // answers: whether recordings and search must take the legacy RPCs. It
@@ -88,14 +83,15 @@ func (s *SessionSource) compat() *Compat {
 
 // openFallback opens the recording of sid with the RPC the connection
 // answers: the unstructured one, or after its Unimplemented the legacy one.
+// Only a teleport/api client (its gRPC connection) has the legacy one.
 func (s *SessionSource) openFallback(ctx context.Context, sid string, from int64, sl *slab) sessionEvents {
 	c := s.compat()
-	legacy, hasLegacy := s.API.(LegacyAPI)
-	if hasLegacy && c.legacyRec.Load() {
-		return s.openLegacy(ctx, legacy, sid, from)
+	cc := legacyConn(s.API)
+	if cc != nil && c.legacyRec.Load() {
+		return s.openLegacy(ctx, cc, sid, from)
 	}
 	recv := s.openSession(ctx, sid, from, sl)
-	if !hasLegacy {
+	if cc == nil {
 		return recv
 	}
 	first := true
@@ -106,7 +102,7 @@ func (s *SessionSource) openFallback(ctx context.Context, sid string, from int64
 			// A server without the RPC says so before any event.
 			if err != nil && IsNotImplemented(err) {
 				c.useLegacy(&c.legacyRec, &c.recOnce, "session recordings", recordingsAPI)
-				recv = s.openLegacy(ctx, legacy, sid, from)
+				recv = s.openLegacy(ctx, cc, sid, from)
 				return recv()
 			}
 		}
@@ -114,33 +110,77 @@ func (s *SessionSource) openFallback(ctx context.Context, sid string, from int64
 	}
 }
 
-// openLegacy reads a recording with StreamSessionEvents. An Unimplemented
-// answer there too is errNeitherAPI.
-func (s *SessionSource) openLegacy(ctx context.Context, api LegacyAPI, sid string, from int64) sessionEvents {
-	events, errs := api.StreamSessionEvents(ctx, sid, from)
+// legacyConn is the gRPC connection of a teleport/api client, nil for
+// anything else.
+func legacyConn(api any) *grpc.ClientConn {
+	if gc, ok := api.(grpcConn); ok {
+		return gc.GetConnection()
+	}
+	return nil
+}
+
+const (
+	streamSessionEventsMethod = "/proto.AuthService/StreamSessionEvents"
+	getEventsMethod           = "/proto.AuthService/GetEvents"
+)
+
+var streamSessionEventsDesc = grpc.StreamDesc{StreamName: "StreamSessionEvents", ServerStreams: true}
+
+// openLegacy reads a recording with StreamSessionEvents, the events kept
+// in their wire encoding for legacyEvent. An Unimplemented answer there too
+// is errNeitherAPI.
+func (s *SessionSource) openLegacy(ctx context.Context, cc *grpc.ClientConn, sid string, from int64) sessionEvents {
+	raw, err := openRawStreamOn(ctx, cc, &streamSessionEventsDesc, streamSessionEventsMethod,
+		&proto.StreamSessionEventsRequest{SessionID: sid, StartIndex: int32(from)})
 	first := true
 	return func() (int64, record.Item, error) {
 		defer func() { first = false }()
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				return 0, record.Item{}, io.EOF
-			}
-			un, err := apievents.ToUnstructured(ev)
+		if err == nil && raw.next() {
+			un, err := legacyEvent(raw.frame.b)
 			if err != nil {
-				return 0, record.Item{}, trace.Wrap(err, "converting event %d of the recording", ev.GetIndex())
+				raw.done()
+				return 0, record.Item{}, err
 			}
 			return un.GetIndex(), s.encode(un, sid), nil
-		case err := <-errs:
-			if first && IsNotImplemented(err) {
-				c := s.compat()
-				return 0, record.Item{}, neither(&c.legacyRec, recordingsAPI, err)
+		}
+		if err == nil {
+			if err = raw.done(); err == nil {
+				return 0, record.Item{}, io.EOF
 			}
-			return 0, record.Item{}, err
-		case <-ctx.Done():
-			return 0, record.Item{}, ctx.Err()
+		}
+		if first && IsNotImplemented(err) {
+			c := s.compat()
+			return 0, record.Item{}, neither(&c.legacyRec, recordingsAPI, err)
+		}
+		return 0, record.Item{}, err
+	}
+}
+
+// legacyEvent turns one events.OneOf in its wire encoding into the event
+// the sender's own events.ToUnstructured gives: the library's conversion,
+// less the keys of message fields the sender's schema lacks (package
+// schema).
+func legacyEvent(frame []byte) (*auditlogpb.EventUnstructured, error) {
+	var one apievents.OneOf
+	if err := one.Unmarshal(frame); err != nil {
+		return nil, trace.Wrap(err, "decoding a legacy event")
+	}
+	ev, err := apievents.FromOneOf(one)
+	if err != nil {
+		return nil, trace.Wrap(err, "decoding a legacy event")
+	}
+	un, err := apievents.ToUnstructured(ev)
+	if err != nil {
+		return nil, trace.Wrap(err, "converting event %s (%s)", ev.GetID(), ev.GetType())
+	}
+	msg := schema.Event(frame)
+	fields := un.GetUnstructured().GetFields()
+	for _, f := range schema.MessageFields(reflect.TypeOf(ev)) {
+		if !schema.Present(msg, f.Path) {
+			delete(fields, f.Key)
 		}
 	}
+	return un, nil
 }
 
 func (s *SearchSource) compat() *Compat {
@@ -153,33 +193,47 @@ func (s *SearchSource) compat() *Compat {
 }
 
 // search reads one page with SearchUnstructuredEvents, or after its
-// Unimplemented with SearchEvents, each event converted by
-// events.ToUnstructured. Keys are the same on both RPCs: the server pages
-// one event store either way.
+// Unimplemented with GetEvents (legacyEvent for each event). Keys are the
+// same on both RPCs: the server pages one event store either way.
 func (s *SearchSource) search(ctx context.Context, from, to time.Time, key string) ([]*auditlogpb.EventUnstructured, string, error) {
 	c := s.compat()
-	legacy, hasLegacy := s.API.(LegacyAPI)
-	if !hasLegacy || !c.legacySearch.Load() {
+	cc := legacyConn(s.API)
+	if cc == nil || !c.legacySearch.Load() {
 		events, next, err := s.API.SearchUnstructuredEvents(ctx, from, to, "default", s.Types, s.Batch, types.EventOrderAscending, key)
-		if err == nil || !hasLegacy || !IsNotImplemented(err) {
+		if err == nil || cc == nil || !IsNotImplemented(err) {
 			return events, next, err
 		}
 		c.useLegacy(&c.legacySearch, &c.searchOnce, "audit events", searchAPI)
 	}
-	typed, next, err := legacy.SearchEvents(ctx, from, to, "default", s.Types, s.Batch, types.EventOrderAscending, key)
-	if err != nil {
+	// As client.SearchEvents sends it.
+	req := &proto.GetEventsRequest{Namespace: "default", StartDate: from, EndDate: to, EventTypes: s.Types,
+		Limit: int32(s.Batch), StartKey: key, Order: proto.Order(types.EventOrderAscending)}
+	var page rawFrame
+	if err := cc.Invoke(ctx, getEventsMethod, req, &page, grpc.ForceCodecV2(rawCodec{})); err != nil {
 		if IsNotImplemented(err) {
 			return nil, "", neither(&c.legacySearch, searchAPI, err)
 		}
-		return nil, "", err
+		return nil, "", trace.Wrap(err)
 	}
-	events := make([]*auditlogpb.EventUnstructured, 0, len(typed))
-	for _, ev := range typed {
-		un, err := apievents.ToUnstructured(ev)
-		if err != nil {
-			return nil, "", trace.Wrap(err, "converting event %s (%s)", ev.GetID(), ev.GetType())
+	// proto.Events: items = 1 (events.OneOf), last_key = 2.
+	var events []*auditlogpb.EventUnstructured
+	var next string
+	for p := page.b; len(p) > 0; {
+		num, wt, _, data, k := record.WireField(p)
+		if k == 0 || wt != 2 {
+			return nil, "", trace.BadParameter("malformed GetEvents response")
 		}
-		events = append(events, un)
+		p = p[k:]
+		switch num {
+		case 1:
+			un, err := legacyEvent(data)
+			if err != nil {
+				return nil, "", err
+			}
+			events = append(events, un)
+		case 2:
+			next = string(data)
+		}
 	}
 	return events, next, nil
 }

@@ -53,9 +53,9 @@ type SessionSource struct {
 
 	compatOnce sync.Once
 	once       sync.Once
-	skip map[string]bool
-	mu   sync.Mutex
-	jobs map[string]*job // every session not finished
+	skip       map[string]bool
+	mu         sync.Mutex
+	jobs       map[string]*job // every session not finished
 	// finished are sessions whose end is queued but not yet committed
 	// (Forget): the state still lists them, and an Add then must not
 	// export them again.

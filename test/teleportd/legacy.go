@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/gravitational/teleport/api/client/proto"
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
@@ -13,6 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 	gproto "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport/schema"
 )
 
 // The legacy RPCs: AuthService/StreamSessionEvents (recordings) and
@@ -56,9 +60,13 @@ const (
 	unknownCode  = "TCC00E"
 )
 
-// typedEvent turns an encoded EventUnstructured into the typed event a
-// Teleport server would hold for it.
-func typedEvent(raw []byte) (*apievents.OneOf, error) {
+// legacyEvent turns an encoded EventUnstructured into the encoded
+// events.OneOf a Teleport server would send for it. The typed event is
+// that of teleport/api's schema; the message fields (package schema) whose
+// keys the event lacks are left off the wire, as a server of an older
+// schema leaves them off, so that converting the typed event back gives
+// exactly the event's keys.
+func legacyEvent(raw []byte) ([]byte, error) {
 	var ev auditlogpb.EventUnstructured
 	if err := gproto.Unmarshal(raw, &ev); err != nil {
 		return nil, err
@@ -93,7 +101,67 @@ func typedEvent(raw []byte) (*apievents.OneOf, error) {
 			return nil, fmt.Errorf("print event %d: data is not base64: %w", ev.GetIndex(), err)
 		}
 	}
-	return apievents.ToOneOf(out)
+	one, err := apievents.ToOneOf(out)
+	if err != nil {
+		return nil, err
+	}
+	b, err := one.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var drop [][]uint64
+	for _, f := range schema.MessageFields(reflect.TypeOf(out)) {
+		if _, ok := body.GetFields()[f.Key]; !ok {
+			drop = append(drop, f.Path)
+		}
+	}
+	if len(drop) == 0 {
+		return b, nil
+	}
+	// OneOf: one field, the event message.
+	num, _, _, msg, k := record.WireField(b)
+	if k == 0 {
+		return nil, fmt.Errorf("event %s: cannot read its own encoding", ev.GetId())
+	}
+	w := &pbw{}
+	w.bytes(int(num), dropFields(msg, drop))
+	return w.b, nil
+}
+
+// dropFields re-encodes msg without the fields at paths (field numbers
+// from msg down).
+func dropFields(msg []byte, paths [][]uint64) []byte {
+	out := make([]byte, 0, len(msg))
+	for p := msg; len(p) > 0; {
+		num, wt, _, data, k := record.WireField(p)
+		if k == 0 {
+			return append(out, p...)
+		}
+		field := p[:k]
+		p = p[k:]
+		var sub [][]uint64
+		dropped := false
+		for _, path := range paths {
+			if path[0] != num {
+				continue
+			}
+			if len(path) == 1 {
+				dropped = true
+			} else {
+				sub = append(sub, path[1:])
+			}
+		}
+		switch {
+		case dropped:
+		case len(sub) > 0 && wt == 2:
+			w := &pbw{b: out}
+			w.bytes(int(num), dropFields(data, sub))
+			out = w.b
+		default:
+			out = append(out, field...)
+		}
+	}
+	return out
 }
 
 // StreamSessionEvents is the legacy recording RPC: the recording's events
@@ -103,20 +171,25 @@ func (a *authService) StreamSessionEvents(req *proto.StreamSessionEventsRequest,
 	s := a.s
 	s.st.streamSessionEvents.Add(1)
 	return s.serveRecording(stream.Context(), req.SessionID, int64(req.StartIndex), func(bp *[]byte) error {
-		ev, err := typedEvent(*bp)
+		b, err := legacyEvent(*bp)
 		msgBufs.Put(bp)
 		if err != nil {
 			return status.Error(codes.Internal, err.Error())
 		}
-		return stream.Send(ev)
+		return stream.SendMsg(&rawMsg{b: b})
 	})
 }
 
-// GetEvents is the legacy search RPC: GetUnstructuredEvents's page (same
-// window, order, limit, size cap and keys) as typed events.
-func (a *authService) GetEvents(ctx context.Context, req *proto.GetEventsRequest) (*proto.Events, error) {
-	a.s.st.getEvents.Add(1)
-	page, err := (&auditService{s: a.s}).searchRaw(ctx, &auditlogpb.GetUnstructuredEventsRequest{
+// getEventsMethod is answered by getEvents, through unaryInterceptor: its
+// pre-encoded reply cannot pass through the typed AuthServiceServer method.
+const getEventsMethod = "/proto.AuthService/GetEvents"
+
+// getEvents is the legacy search RPC: GetUnstructuredEvents's page (same
+// window, order, limit, size cap and keys) as typed events, in an encoded
+// proto.Events (items = 1, last_key = 2).
+func (s *Server) getEvents(ctx context.Context, req *proto.GetEventsRequest) (*rawMsg, error) {
+	s.st.getEvents.Add(1)
+	page, err := (&auditService{s: s}).searchRaw(ctx, &auditlogpb.GetUnstructuredEventsRequest{
 		Namespace:  req.Namespace,
 		StartDate:  timestamppb.New(req.StartDate),
 		EndDate:    timestamppb.New(req.EndDate),
@@ -128,21 +201,23 @@ func (a *authService) GetEvents(ctx context.Context, req *proto.GetEventsRequest
 	if err != nil {
 		return nil, err
 	}
-	var un auditlogpb.EventsUnstructured
-	if err := gproto.Unmarshal(page.b, &un); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	out := &proto.Events{LastKey: un.GetLastKey(), Items: make([]*apievents.OneOf, 0, len(un.GetItems()))}
-	for _, ev := range un.GetItems() {
-		raw, err := gproto.Marshal(ev)
-		if err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
+	w := &pbw{}
+	for p := page.b; len(p) > 0; {
+		num, _, _, data, k := record.WireField(p)
+		if k == 0 {
+			return nil, status.Error(codes.Internal, "malformed search page")
 		}
-		one, err := typedEvent(raw)
-		if err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
+		p = p[k:]
+		switch num {
+		case 1:
+			b, err := legacyEvent(data)
+			if err != nil {
+				return nil, status.Error(codes.Internal, err.Error())
+			}
+			w.bytes(1, b)
+		case 2:
+			w.str(2, string(data))
 		}
-		out.Items = append(out.Items, one)
 	}
-	return out, nil
+	return &rawMsg{b: w.b}, nil
 }

@@ -447,6 +447,11 @@ func (s *Server) countCall(ctx context.Context, method string) {
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	s.countCall(ctx, info.FullMethod)
+	if info.FullMethod == getEventsMethod {
+		h = func(ctx context.Context, req any) (any, error) {
+			return s.getEvents(ctx, req.(*proto.GetEventsRequest))
+		}
+	}
 	resp, err := h(ctx, req)
 	if err != nil {
 		s.st.errors.Add(1)
