@@ -50,6 +50,21 @@ func TestValidate(t *testing.T) {
 		{"search zero window", func(*State) *State { st := fixtureSearch(); st.Search.WindowStart = time.Time{}; return st }, "search.window_start is not set"},
 		{"search bad key", func(*State) *State { st := fixtureSearch(); st.Search.Key = "\xc3"; return st }, `search.key "\xc3" is not valid UTF-8`},
 		{"search bad id", func(*State) *State { st := fixtureSearch(); st.Search.LastID = "\xc3"; return st }, `search.last_id "\xc3" is not valid UTF-8`},
+		{"given up", func(st *State) *State { st.GivenUp = []GivenUpSession{givenUp("s-1")}; return st }, ""},
+		{"given up twice", func(st *State) *State { st.GivenUp = []GivenUpSession{givenUp("s-1"), givenUp("s-1")}; return st }, `given_up lists session "s-1" twice`},
+		{"given up without id", func(st *State) *State { st.GivenUp = []GivenUpSession{givenUp("")}; return st }, `given_up[0] has an empty or invalid session_id ""`},
+		{"given up without time", func(st *State) *State {
+			g := givenUp("s-1")
+			g.At = time.Time{}
+			st.GivenUp = []GivenUpSession{g}
+			return st
+		}, "given_up[0].at is not set"},
+		{"given up too many", func(st *State) *State {
+			for i := 0; i <= MaxGivenUp; i++ {
+				st.GivenUp = append(st.GivenUp, givenUp(fmt.Sprint("s-", i)))
+			}
+			return st
+		}, "given_up lists 101 sessions, at most 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,4 +180,51 @@ func BenchmarkValidate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func givenUp(id string) GivenUpSession {
+	return GivenUpSession{SessionID: id, Reason: "exporting the recording failed 5 times", At: fixtureStart.Add(time.Hour), Next: 3}
+}
+
+// A recording given up moves from the sessions in progress to the given-up
+// ones, newest last and at most MaxGivenUp (older ones counted); exported
+// after all (announced again), it leaves the list.
+func TestGivenUpSessions(t *testing.T) {
+	st := New(fixtureStart)
+	at := fixtureStart.Add(time.Hour)
+	for i := 0; i < MaxGivenUp+5; i++ {
+		id := fmt.Sprint("s-", i)
+		st.AnnounceSession(Announce{SessionID: id, At: at})
+		st.Apply(&Pos{Kind: PosSession, ID: id, Index: 7})
+		st.Apply(&Pos{Kind: PosSessionDone, ID: id, GivenUp: &GivenUp{Reason: "why " + id, At: at.Add(time.Duration(i) * time.Second), Next: 7}})
+	}
+	require.NoError(t, st.Validate())
+	assert.Empty(t, st.Sessions)
+	require.Len(t, st.GivenUp, MaxGivenUp)
+	assert.Equal(t, int64(5), st.GivenUpDropped)
+	assert.Equal(t, "s-5", st.GivenUp[0].SessionID, "the oldest went first")
+	last := st.GivenUp[MaxGivenUp-1]
+	assert.Equal(t, GivenUpSession{SessionID: "s-104", Reason: "why s-104", At: at.Add(104 * time.Second), Next: 7}, last)
+	assert.Contains(t, st.Summary(), "105 session recordings given up")
+
+	st.AnnounceSession(Announce{SessionID: "s-50", At: at})
+	st.Apply(&Pos{Kind: PosSessionDone, ID: "s-50"})
+	assert.Len(t, st.GivenUp, MaxGivenUp-1, "exported after all")
+	for _, g := range st.GivenUp {
+		assert.NotEqual(t, "s-50", g.SessionID)
+	}
+
+	// They survive a save and a load, and a cursor set/reset.
+	dir := filepath.Join(t.TempDir(), "s")
+	store, err := Open(dir)
+	require.NoError(t, err)
+	defer store.Close()
+	require.NoError(t, store.Save(st))
+	got, err := store.Load()
+	require.NoError(t, err)
+	assert.Equal(t, st.GivenUp, got.GivenUp)
+	assert.Equal(t, st.GivenUpDropped, got.GivenUpDropped)
+	r := got.Restart(fixtureStart)
+	assert.Equal(t, st.GivenUp, r.GivenUp)
+	assert.Equal(t, st.GivenUp, st.Clone().GivenUp)
 }
