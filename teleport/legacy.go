@@ -237,3 +237,25 @@ func (s *SearchSource) search(ctx context.Context, from, to time.Time, key strin
 	}
 	return events, next, nil
 }
+
+// ExportRecording streams the whole recording of sid once, as the plugin
+// would export it (skip types honoured, the legacy RPC where the server
+// lacks the unstructured one), calling put for each item with a record. It
+// is for re-sending a recording given up (`export --session`).
+func (s *SessionSource) ExportRecording(ctx context.Context, sid string, put func(record.Item) error) error {
+	s.init()
+	_, done, err := s.stream(ctx, &job{id: sid}, sinkFunc(func(_ context.Context, it record.Item) error {
+		if it.Data == nil {
+			return nil
+		}
+		return put(it)
+	}))
+	if err == nil && !done {
+		err = errors.New("the recording did not end")
+	}
+	return err
+}
+
+type sinkFunc func(context.Context, record.Item) error
+
+func (f sinkFunc) Put(ctx context.Context, it record.Item) error { return f(ctx, it) }

@@ -14,7 +14,9 @@ import (
 
 const cursorSynopsis = `cursor show|set|reset --storage DIR [flags]
 
-  show   print the durable cursor (state.json) as JSON; works while the plugin runs
+  show   print the durable cursor (state.json) as JSON; works while the plugin runs;
+         given_up lists the session recordings given up (why, when), which
+         export --session SID writes again
   set    move the cursor to --start-time: the next run exports events from that
          time on, as a first run would (progress and recordings in progress are
          forgotten; locks already due are kept)
@@ -71,7 +73,17 @@ func cursorCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+		if n := len(st.GivenUp); n > 0 {
+			fmt.Fprintf(stderr, "note: %d session recordings were given up (given_up, newest last", n)
+			if st.GivenUpDropped > 0 {
+				fmt.Fprintf(stderr, "; %d older ones no longer listed", st.GivenUpDropped)
+			}
+			fmt.Fprintf(stderr, "); write one as JSON lines with: teleport-fluent-bit export --config FILE --session %s\n", st.GivenUp[n-1].SessionID)
+		}
+		return nil
 
 	case "set":
 		if *startTime == "" {

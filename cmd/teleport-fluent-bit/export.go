@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/engine"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport"
 )
 
-const exportSynopsis = `export [--config FILE] [-p key=value ...] [--commit]
+const exportSynopsis = `export [--config FILE] [-p key=value ...] [--commit | --session SID]
 
 Runs the plugin's export engine without Fluent Bit, with the configuration
 loaded exactly as the plugin loads it, and writes every record to stdout as
@@ -27,13 +30,19 @@ stderr. Without --commit the cursor in storage_dir is never saved (dry_run),
 so a later run, or the plugin, exports the same events again; with --commit
 it moves past every line written, like the plugin after Fluent Bit took the
 records. Stops on Ctrl-C / SIGTERM, or by itself with
--p exit_on_last_event=on once everything up to now is written.`
+-p exit_on_last_event=on once everything up to now is written.
+
+With --session SID it writes the recording of that one session instead, as
+the plugin would export it (skip_session_types honoured), and exits: to
+re-send a recording the plugin gave up (cursor show lists them under
+given_up). The cursor is neither read nor saved.`
 
 func exportCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("export", exportSynopsis, stderr)
 	var cf configFlags
 	cf.register(fs)
 	commit := fs.Bool("commit", false, "save the cursor as lines are written (default: a dry run that saves nothing)")
+	session := fs.String("session", "", "write the recording of this session id and exit")
 	pos, err := parseAll(fs, args)
 	if err != nil {
 		return flagErr(err)
@@ -49,6 +58,12 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	log.SetDebug(cfg.Debug)
 	for _, n := range notices {
 		log.Infof("%s", n)
+	}
+	if *session != "" {
+		if *commit {
+			return errors.New("export: --session writes one recording and saves no cursor: drop --commit")
+		}
+		return exportSession(cfg, *session, log, stdout)
 	}
 	if !*commit {
 		if !cfg.DryRun {
@@ -137,4 +152,39 @@ func writeRecords(enc *json.Encoder, buf []byte) (int, error) {
 		buf = rest
 	}
 	return n, nil
+}
+
+// exportSession writes the recording of sid as JSON lines.
+func exportSession(cfg *conf.Config, sid string, log *logging.Logger, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	creds, err := teleport.LoadCredentials(cfg, time.Now())
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	clt, err := teleport.Dial(dctx, cfg.TeleportAddr, creds.Credentials)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("export: cannot connect to Teleport at %s: %s", cfg.TeleportAddr, logging.OneLine(err.Error()))
+	}
+	defer clt.Close()
+	w := bufio.NewWriterSize(stdout, 1<<20)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	n := 0
+	src := &teleport.SessionSource{API: clt, Skip: cfg.SkipSessionTypes, Log: log, Now: time.Now}
+	err = src.ExportRecording(ctx, sid, func(it record.Item) error {
+		k, err := writeRecords(enc, it.Data)
+		n += k
+		return err
+	})
+	if ferr := w.Flush(); err == nil && ferr != nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("export --session %s: %d records written, then: %s", sid, n, logging.OneLine(err.Error()))
+	}
+	log.Infof("session %s: %d records written", sid, n)
+	return nil
 }

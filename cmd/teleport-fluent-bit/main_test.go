@@ -441,3 +441,48 @@ func TestConfigureCommand(t *testing.T) {
 	_, _, err = cli(t, "configure", dir, "auth.example.com", "--force")
 	assert.ErrorContains(t, err, `configure: invalid Teleport address "auth.example.com": expected host:port`)
 }
+
+// export --session writes one recording as the plugin would, from servers
+// with or without the unstructured recording RPC; cursor show lists the
+// recordings given up and says how to write one.
+func TestExportSessionAndGivenUp(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		s := newStand(t, teleportd.Options{RecordingsUnimplemented: legacy})
+		const sid = "9a7c0000-0000-4000-8000-0000000000aa"
+		s.auth.GenerateRecording(sid, 50, 3)
+		out, errOut, err := cli(t, append([]string{"export", "--session", sid}, s.props("skip_session_types=,")...)...)
+		require.NoError(t, err, errOut)
+		recs := exportLines(t, out)
+		require.Len(t, recs, 50, "legacy %v", legacy)
+		for i, r := range recs {
+			assert.Equal(t, sid, r["recording_session_id"])
+			assert.Equal(t, float64(i), r["ei"])
+		}
+		assert.Contains(t, errOut, "50 records written")
+		assert.Equal(t, legacy, strings.Contains(errOut, "answers Unimplemented"), errOut)
+		st, err := cursor.Peek(s.storage)
+		require.NoError(t, err)
+		assert.Nil(t, st, "no cursor touched")
+
+		_, _, err = cli(t, append([]string{"export", "--session", "no-such-session"}, s.props()...)...)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "export --session no-such-session: 0 records written, then:")
+		assert.Contains(t, err.Error(), "not found")
+	}
+
+	s := newStand(t, teleportd.Options{})
+	store, err := cursor.Open(s.storage)
+	require.NoError(t, err)
+	st := cursor.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	st.Apply(&cursor.Pos{Kind: cursor.PosSessionDone, ID: "s-1", GivenUp: &cursor.GivenUp{Reason: "exporting the recording failed 5 times", At: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), Next: 4}})
+	require.NoError(t, store.Save(st))
+	require.NoError(t, store.Close())
+	out, errOut, err := cli(t, "cursor", "show", "--storage", s.storage)
+	require.NoError(t, err)
+	assert.Contains(t, out, `"given_up": [`)
+	assert.Contains(t, out, `"session_id": "s-1"`)
+	assert.Contains(t, out, `"reason": "exporting the recording failed 5 times"`)
+	assert.Contains(t, out, `"at": "2025-01-02T00:00:00Z"`)
+	assert.Contains(t, errOut, "note: 1 session recordings were given up")
+	assert.Contains(t, errOut, "export --config FILE --session s-1")
+}
