@@ -4,6 +4,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,20 +56,57 @@ func TestBulkExportEveryEventOnce(t *testing.T) {
 	assert.Contains(t, h.Log(), "connected to Teleport cluster")
 }
 
-// Without the bulk export API the plugin pages through SearchUnstructuredEvents.
+// Without the bulk export API the plugin pages through
+// SearchUnstructuredEvents, or on servers older still through the legacy
+// GetEvents; a graceful stop and a kill -9 mid-backlog lose nothing.
 func TestSearchPathEveryEventOnce(t *testing.T) {
-	r := newRig(t, teleportd.Options{ExportUnimplemented: true})
-	r.generate(12000, 3*24*time.Hour, 2)
-	want := r.expected(nil)
+	for _, mode := range []struct {
+		name   string
+		legacy bool
+	}{{"unstructured", false}, {"legacy", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			r := newRig(t, teleportd.Options{ExportUnimplemented: true, SearchUnimplemented: mode.legacy, RecordingsUnimplemented: mode.legacy})
+			r.generate(12000, 3*24*time.Hour, 2)
+			want := r.expected(nil)
 
-	h := r.host(hostOpts{props: r.props("batch=700", "window_size=20h")})
-	r.waitCount(h, len(want), 60*time.Second)
-	require.NoError(t, h.Stop())
-	exactlyOnce(t, want, r.ingested())
-	assert.Contains(t, h.Log(), "does not offer bulk export")
-	st, err := cursor.Peek(r.storage)
-	require.NoError(t, err)
-	assert.Equal(t, cursor.ModeSearch, st.Mode)
+			const interval = 20 * time.Millisecond
+			delay := conf.MinCommitDelay
+			props := r.props("batch=700", "window_size=20h", "callback_bytes=64K", "commit_delay="+delay.String())
+			first := r.host(hostOpts{props: props})
+			r.waitCount(first, len(want)/4, 60*time.Second)
+			require.NoError(t, first.Stop())
+			h := r.host(hostOpts{props: props, interval: int(interval / time.Millisecond)})
+			r.waitCount(h, len(want)/2, 60*time.Second)
+			time.Sleep(delay) // commits happen before the kill
+			require.NoError(t, h.Kill())
+			h = r.host(hostOpts{props: props})
+			r.waitAll(h, want, 60*time.Second)
+			require.NoError(t, h.WaitLog("caught up:", 1, 60*time.Second))
+			require.NoError(t, h.Stop())
+
+			got, recs, uploads := r.split()
+			require.NotEmpty(t, uploads)
+			missing, dups, extra := compare(want, got)
+			rmissing, rdups, rextra := compare(r.recordingKeys(uploads, "print", "desktop.recording"), recs)
+			assert.Empty(t, missing, "no audit event lost")
+			assert.Empty(t, rmissing, "no recording event lost")
+			assert.Empty(t, extra)
+			assert.Empty(t, rextra)
+			// Records are over 60 bytes; the kill repeats at most the
+			// callbacks of one commit delay and two more.
+			perKill := (int(delay/interval) + 2) * (64 << 10) / 60
+			assert.LessOrEqual(t, len(dups)+len(rdups), perKill, "duplicates bounded by the commit delay")
+			assert.Contains(t, first.Log(), "does not offer bulk export")
+			assert.Equal(t, mode.legacy, strings.Contains(first.Log(), "audit events: the Auth Service answers Unimplemented"), "the switch is said")
+			st, err := cursor.Peek(r.storage)
+			require.NoError(t, err)
+			assert.Equal(t, cursor.ModeSearch, st.Mode)
+			if mode.legacy {
+				assert.Positive(t, r.auth.Stats().GetEvents)
+			}
+
+		})
+	}
 }
 
 // A graceful stop in the middle of a backlog, then a restart: nothing lost,

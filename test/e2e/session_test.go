@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/flbhost"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/teleportd"
@@ -79,10 +82,38 @@ func (r *rig) waitRecordings(h *flbhost.Host, n int, timeout time.Duration) {
 	}
 }
 
+// recordingModes are the Auth Services the recording suite runs against:
+// one with StreamUnstructuredSessionEvents, and one older that answers it
+// Unimplemented and has only the legacy StreamSessionEvents.
+var recordingModes = []struct {
+	name string
+	opts teleportd.Options
+}{
+	{"unstructured", teleportd.Options{}},
+	{"legacy", teleportd.Options{RecordingsUnimplemented: true}},
+}
+
+// checkMode checks the plugin said which recording RPC it uses, once.
+func checkMode(t *testing.T, h *flbhost.Host, opts teleportd.Options) {
+	t.Helper()
+	n := strings.Count(h.Log(), "session recordings: the Auth Service answers Unimplemented")
+	if opts.RecordingsUnimplemented {
+		assert.Equal(t, 1, n, "the switch to StreamSessionEvents is logged once")
+	} else {
+		assert.Zero(t, n)
+	}
+}
+
 // Every recording event arrives exactly once, next to the audit events, with
 // the session id field that rewrite_tag routes on; skip_session_types is
 // honoured.
 func TestRecordingsExactlyOnce(t *testing.T) {
+	for _, mode := range recordingModes {
+		t.Run(mode.name, func(t *testing.T) { recordingsExactlyOnce(t, mode.opts) })
+	}
+}
+
+func recordingsExactlyOnce(t *testing.T, opts teleportd.Options) {
 	for _, tc := range []struct {
 		name  string
 		props []string
@@ -92,12 +123,13 @@ func TestRecordingsExactlyOnce(t *testing.T) {
 		{"export everything", []string{"skip_session_types=,"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, teleportd.Options{})
+			r := newRig(t, opts)
 			r.generate(4000, 24*time.Hour, 40)
 			h := r.host(hostOpts{props: r.props(tc.props...)})
 			r.waitCount(h, len(r.expected(nil)), 60*time.Second)
 			require.NoError(t, h.WaitLog("caught up:", 1, 60*time.Second), "caught up once recordings are done too")
 			require.NoError(t, h.Stop())
+			checkMode(t, h, opts)
 
 			audit, recs, uploads := r.split()
 			exactlyOnce(t, r.expected(nil), audit)
@@ -120,7 +152,13 @@ func TestRecordingsExactlyOnce(t *testing.T) {
 // kill -9 in the middle of a large recording, then a restart: nothing lost,
 // and per kill at most the callbacks of one commit delay and two more again.
 func TestKillMidRecording(t *testing.T) {
-	r := newRig(t, teleportd.Options{})
+	for _, mode := range recordingModes {
+		t.Run(mode.name, func(t *testing.T) { killMidRecording(t, mode.opts) })
+	}
+}
+
+func killMidRecording(t *testing.T, opts teleportd.Options) {
+	r := newRig(t, opts)
 	const sid = "7d9c6a2e-0000-4000-8000-00000000b16e"
 	r.auth.GenerateRecording(sid, 150000, 1)
 	r.auth.AddSession(sid, time.Now().Add(-time.Hour), true)
@@ -147,9 +185,16 @@ func TestKillMidRecording(t *testing.T) {
 
 // A recording not uploaded yet is exported once it appears; one that keeps
 // failing is given up with one warning naming it, while audit events and the
-// other recordings keep flowing.
+// other recordings keep flowing. The cursor lists it as given up, and
+// export --session writes it once it can be read.
 func TestMissingAndFailingRecordings(t *testing.T) {
-	r := newRig(t, teleportd.Options{})
+	for _, mode := range recordingModes {
+		t.Run(mode.name, func(t *testing.T) { missingAndFailingRecordings(t, mode.opts) })
+	}
+}
+
+func missingAndFailingRecordings(t *testing.T, opts teleportd.Options) {
+	r := newRig(t, opts)
 	now := time.Now()
 	late, broken, fine := "5e1a7e00-0000-4000-8000-00000000001a", "b40c3e00-0000-4000-8000-00000000002b", "f19e0000-0000-4000-8000-00000000003c"
 	for _, sid := range []string{late, broken, fine} {
@@ -178,6 +223,27 @@ func TestMissingAndFailingRecordings(t *testing.T) {
 	assert.Subset(t, recs, want, "the late recording arrived once uploaded")
 	assert.Equal(t, 1, strings.Count(h.Log(), "giving up on its recording"), "one warning, naming the session")
 	assert.Greater(t, r.auth.RecordingStats().NotFound, int64(0))
+	checkMode(t, h, opts)
+
+	st, err := cursor.Peek(r.storage)
+	require.NoError(t, err)
+	require.Len(t, st.GivenUp, 1)
+	assert.Equal(t, broken, st.GivenUp[0].SessionID)
+	assert.Contains(t, st.GivenUp[0].Reason, "failed 3 times (session_max_attempts)")
+	assert.WithinDuration(t, time.Now(), st.GivenUp[0].At, time.Minute)
+
+	r.auth.SetRecordingFailing(broken, codes.OK, 0)
+	out, err := exec.Command(cliPath(t), "export", "--session", broken,
+		"-p", "teleport_addr="+r.auth.Addr(), "-p", "teleport_identity="+r.identity,
+		"-p", "storage_dir="+r.storage, "-p", "skip_session_types=,").Output()
+	require.NoError(t, err)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m))
+		got = append(got, fmt.Sprintf("%s/%v", m[record.SessionIDField], m["ei"]))
+	}
+	exactlyOnce(t, r.recordingKeys([]string{broken}), got)
 }
 
 func uploadsOf(r *rig) []string {
