@@ -7,10 +7,16 @@
 // # Services
 //
 // proto.AuthService: Ping (cluster name, server version, features, remote
-// address) and UpsertLock; every other method answers codes.Unimplemented.
-// auditlogv1.AuditLogService: GetEventExportChunks, ExportUnstructuredEvents,
-// GetUnstructuredEvents, StreamUnstructuredSessionEvents. Unknown
-// services/methods answer codes.Unimplemented and are counted in Stats.Calls.
+// address), UpsertLock, and the legacy StreamSessionEvents and GetEvents
+// (typed events.OneOf; legacy.go); every other method answers
+// codes.Unimplemented. auditlogv1.AuditLogService: GetEventExportChunks,
+// ExportUnstructuredEvents, GetUnstructuredEvents,
+// StreamUnstructuredSessionEvents. Unknown services/methods answer
+// codes.Unimplemented and are counted in Stats.Calls. Switches make it an
+// older Teleport: Options.ExportUnimplemented (no bulk export),
+// RecordingsUnimplemented (recordings only through StreamSessionEvents) and
+// SearchUnimplemented (search only through GetEvents). The legacy RPCs serve
+// the same events, faults and counters as the unstructured ones.
 //
 // # TLS
 //

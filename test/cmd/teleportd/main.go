@@ -2,7 +2,7 @@
 // test/teleportd for demos and benchmarks.
 //
 //	teleportd --dir DIR [--addr 127.0.0.1:0] [--events 10000] [--days 2]
-//	          [--rate 0] [--export-unimplemented] [--seed 1] [--ttl 12h]
+//	          [--rate 0] [--export-unimplemented] [--recordings-unimplemented] [--search-unimplemented] [--seed 1] [--ttl 12h]
 //	          [--recording-events 0]
 //
 // It writes DIR/identity (identity file for client.LoadIdentityFile),
@@ -40,6 +40,8 @@ func main() {
 		days        = flag.Float64("days", 2, "the backlog spans this many days, ending now")
 		rate        = flag.Float64("rate", 0, "live events per second, appended every 200ms as new sealed chunks")
 		unimpl      = flag.Bool("export-unimplemented", false, "GetEventExportChunks/ExportUnstructuredEvents answer Unimplemented")
+		recUnimpl   = flag.Bool("recordings-unimplemented", false, "StreamUnstructuredSessionEvents answers Unimplemented (recordings only through the legacy StreamSessionEvents)")
+		srchUnimpl  = flag.Bool("search-unimplemented", false, "GetUnstructuredEvents answers Unimplemented (search only through the legacy GetEvents)")
 		seed        = flag.Int64("seed", 1, "generator seed")
 		ttl         = flag.Duration("ttl", 12*time.Hour, "validity of the issued credentials")
 		renew       = flag.Duration("renew", 0, "re-issue the credentials at this interval (0 = never)")
@@ -88,13 +90,15 @@ func main() {
 	*dir = abs
 
 	opts := teleportd.Options{
-		Addr:                *addr,
-		Dir:                 filepath.Join(*dir, "server"),
-		ClusterName:         *cluster,
-		ServerVersion:       *version,
-		ExportUnimplemented: *unimpl,
-		SearchMaxBytes:      *searchBytes,
-		RecordingEvents:     *recEvents,
+		Addr:                    *addr,
+		Dir:                     filepath.Join(*dir, "server"),
+		ClusterName:             *cluster,
+		ServerVersion:           *version,
+		ExportUnimplemented:     *unimpl,
+		RecordingsUnimplemented: *recUnimpl,
+		SearchUnimplemented:     *srchUnimpl,
+		SearchMaxBytes:          *searchBytes,
+		RecordingEvents:         *recEvents,
 	}
 	if *verbose {
 		opts.Logf = log.Printf
