@@ -187,7 +187,7 @@ func (e *Engine) checkExitLocked() {
 		return
 	}
 	e.drained = true
-	e.log.Infof("exit_on_last_event: every event up to now has been handed over; asking Fluent Bit to shut down")
+	e.log.Infof("exit_on_last_event: every event up to now has been handed over and committed (commit_delay after Fluent Bit took it); asking Fluent Bit to shut down")
 	if e.opts.OnDrained != nil {
 		e.opts.OnDrained()
 	}
