@@ -74,12 +74,15 @@ type Options struct {
 	Props [][2]string
 	// ExtraInstances adds one more "-i Name" per element, with its props.
 	ExtraInstances [][][2]string
-	// Ingest is the file every ingested buffer is appended to (optional).
+	// Ingest is the file every chunked buffer is appended to (optional):
+	// what Fluent Bit would deliver (see the README: ring buffer, chunks).
 	Ingest string
 	// IntervalMS is the collector period; 0 means the host default (1000).
 	IntervalMS int
-	// Grace is the shutdown grace in seconds; 0 means the host default (5).
-	// Use a tiny value such as 0.001 for "no grace".
+	// Grace is Fluent Bit's Grace in seconds; 0 means the host default (5).
+	// flbhost's outputs are instant, so it only bounds the wait for an
+	// FLBPluginInit still running at a signal (the shutdown itself takes
+	// Fluent Bit's 1 s tick).
 	Grace float64
 	// NoCleanup makes the host ignore FLBPluginInputCleanupCallback and
 	// free() the buffers instead (a Fluent Bit without the cleanup symbol).
