@@ -93,7 +93,7 @@ func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
 	var dns, ips listFlag
 	fs.IntVar(&o.Length, "length", setup.DefaultLength, "RSA key length in bits (1024, 2048, 3072 or 4096)")
 	fs.DurationVar(&o.TTL, "ttl", setup.DefaultTTL, "lifetime of the generated certificates")
-	fs.Var(&dns, "dns-names", "DNS names of Fluentd in the server certificate, comma-separated or repeated (default localhost; the --fluentd host is added); a name need not resolve")
+	fs.Var(&dns, "dns-names", "DNS names of Fluentd in the server certificate, comma-separated or repeated (default localhost; the --fluentd host and "+setup.ServerVHost+" are added); a name need not resolve")
 	fs.Var(&ips, "ip", "IP addresses of Fluentd in the server certificate, comma-separated or repeated (default: the addresses the DNS names resolve to)")
 	fs.BoolVar(&o.Force, "force", false, "replace existing files")
 	fs.BoolVar(&o.Lock, "lock", false, "enable lock_enabled (lock users after failed logins) and grant lock create/update in the role")
