@@ -79,6 +79,21 @@ const (
 // DefaultDNSNames are the server certificate's names when none are given.
 var DefaultDNSNames = []string{"localhost"}
 
+// ServerVHost is a DNS name every generated server certificate carries, and
+// the name Fluent Bit checks it for (tls.vhost) when --fluentd is an IP
+// address. Fluent Bit before 5.0.6 checks tls.vhost (or, without it, the
+// Host) with OpenSSL's X509_VERIFY_PARAM_set1_host, which matches DNS names
+// only (src/tls/openssl.c, setup_hostname_validation): an IP address there
+// never matches the certificate's IP SANs ("hostname mismatch", X509 code
+// 62). A DNS name matches on every release. Under .invalid (RFC 6761) it is
+// never looked up and names no real host; the CA is this pipeline's own, so
+// only the certificate configure made for Fluentd carries it.
+const ServerVHost = "fluentd.teleport-fluent-bit.invalid"
+
+// FluentBitReleases are the Fluent Bit releases the generated Fluent Bit
+// configurations are for.
+const FluentBitReleases = "Fluent Bit 3.2 and later"
+
 // Options configure Configure. Zero values get the defaults.
 type Options struct {
 	Dir          string // output directory; created 0700 when missing
@@ -117,6 +132,10 @@ type Result struct {
 	Passphrase string
 	DNSNames   []string
 	IPs        []net.IP
+	// VHost is the name Fluent Bit checks the server certificate for
+	// (tls.vhost): the --fluentd host, or ServerVHost when that is an IP
+	// address.
+	VHost string
 	// Notes are lines worth showing (e.g. a name that did not resolve).
 	Notes []string
 }
@@ -134,6 +153,7 @@ type normalized struct {
 	dir         string
 	fluentdHost string
 	fluentdPort int
+	vhost       string // tls.vhost of the generated Fluent Bit configurations
 	ips         []net.IP
 }
 
@@ -194,7 +214,7 @@ func (o Options) normalize() (*normalized, error) {
 	}
 
 	// Names: the given ones (or localhost), IPs given as names moved over,
-	// then Fluentd's host when missing.
+	// then Fluentd's host when missing, then ServerVHost.
 	var names []string
 	dns := n.DNSNames
 	if len(dns) == 0 && len(n.IPs) == 0 {
@@ -227,13 +247,18 @@ func (o Options) normalize() (*normalized, error) {
 		}
 		n.ips = appendIP(n.ips, ip)
 	}
+	n.vhost = n.fluentdHost
 	if ip := net.ParseIP(n.fluentdHost); ip != nil {
 		n.ips = appendIP(n.ips, ip)
+		n.vhost = ServerVHost
 	} else if !slices.Contains(names, n.fluentdHost) {
 		if err := checkDNSName(n.fluentdHost); err != nil {
 			return nil, err
 		}
 		names = append(names, n.fluentdHost)
+	}
+	if !slices.Contains(names, ServerVHost) {
+		names = append(names, ServerVHost)
 	}
 	n.DNSNames = names
 
@@ -328,7 +353,7 @@ func (n *normalized) resolve() []string {
 	for i, name := range n.DNSNames {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			if strings.HasPrefix(name, "*.") {
+			if strings.HasPrefix(name, "*.") || name == ServerVHost {
 				return
 			}
 			ips, err := lookup(ctx, name)
@@ -341,6 +366,9 @@ func (n *normalized) resolve() []string {
 	var notes []string
 	for i, name := range n.DNSNames {
 		a := answers[i]
+		if name == ServerVHost {
+			continue
+		}
 		if a.err != nil || (len(a.ips) == 0 && !strings.HasPrefix(name, "*.")) {
 			notes = append(notes, fmt.Sprintf("%s does not resolve here; the server certificate names it by DNS name only", name))
 			continue
@@ -418,7 +446,7 @@ func Configure(o Options) (*Result, error) {
 		contents[k] = v
 	}
 
-	res := &Result{Dir: n.dir, Passphrase: passphrase, DNSNames: n.DNSNames, IPs: n.ips, Notes: notes}
+	res := &Result{Dir: n.dir, Passphrase: passphrase, DNSNames: n.DNSNames, IPs: n.ips, VHost: n.vhost, Notes: notes}
 	for _, f := range Files {
 		p := filepath.Join(n.dir, f)
 		if err := writeFile(p, contents[f], n.Force); err != nil {

@@ -164,43 +164,13 @@ func TestMutualTLS(t *testing.T) {
 	pass := passphraseIn(t, read(t, dir, FluentdConf))
 	assert.Equal(t, res.Passphrase, pass)
 	assert.Equal(t, pass, passphraseIn(t, read(t, dir, FluentdHTTP)))
-	key, err := DecryptKey(read(t, dir, ServerKeyFile), pass)
+	_, err := DecryptKey(read(t, dir, ServerKeyFile), pass)
 	require.NoError(t, err)
 	_, err = DecryptKey(read(t, dir, ServerKeyFile), "wrong")
 	require.Error(t, err)
 
-	server := parseCert(t, read(t, dir, ServerCertFile))
-	ca := parseCert(t, read(t, dir, CACertFile))
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	lis, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{server.Raw}, PrivateKey: key, Leaf: server}},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-		MinVersion:   tls.VersionTLS12,
-	})
-	require.NoError(t, err)
-	defer lis.Close()
-	handshakes := make(chan error, 10)
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				err := c.(*tls.Conn).Handshake()
-				handshakes <- err
-				if err != nil {
-					return
-				}
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				io.WriteString(c, "ack "+line)
-			}()
-		}
-	}()
+	addr, handshakes := serveFluentd(t, dir, pass)
+	pool := caPool(t, dir)
 
 	good, err := tls.X509KeyPair(read(t, dir, ClientCertFile), read(t, dir, ClientKeyFile))
 	require.NoError(t, err)
@@ -211,7 +181,7 @@ func TestMutualTLS(t *testing.T) {
 			// client would otherwise hold back one of another CA).
 			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &certs[0], nil }
 		}
-		c, err := tls.Dial("tcp", lis.Addr().String(), cfg)
+		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
 			return "", err
 		}
@@ -234,6 +204,55 @@ func TestMutualTLS(t *testing.T) {
 	_, err = exchange(nil)
 	assert.Error(t, err, "a client without a certificate is rejected")
 	assert.ErrorContains(t, <-handshakes, "client didn't provide a certificate")
+}
+
+// caPool holds the generated ca.crt.
+func caPool(t *testing.T, dir string) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(parseCert(t, read(t, dir, CACertFile)))
+	return pool
+}
+
+// serveFluentd starts a TLS server like Fluentd's in_forward with
+// fluent.conf's <transport tls> (server.crt, server.key decrypted with the
+// passphrase, client certificates required and verified against ca.crt) on
+// 127.0.0.1. It answers a line with "ack " and the line, and reports each
+// handshake's result.
+func serveFluentd(t *testing.T, dir, pass string) (string, <-chan error) {
+	t.Helper()
+	key, err := DecryptKey(read(t, dir, ServerKeyFile), pass)
+	require.NoError(t, err)
+	server := parseCert(t, read(t, dir, ServerCertFile))
+	lis, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{server.Raw}, PrivateKey: key, Leaf: server}},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    caPool(t, dir),
+		MinVersion:   tls.VersionTLS12,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { lis.Close() })
+	handshakes := make(chan error, 10)
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				err := c.(*tls.Conn).Handshake()
+				handshakes <- err
+				if err != nil {
+					return
+				}
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, "ack "+line)
+			}()
+		}
+	}()
+	return lis.Addr().String(), handshakes
 }
 
 // foreignClientCert is a client certificate from a CA of its own.
@@ -498,8 +517,8 @@ func TestRefusesToOverwrite(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	// The Fluentd host is added; IPs given as names become IP SANs; a name
-	// that does not resolve is fine.
+	// The Fluentd host is added, and ServerVHost (never looked up); IPs given
+	// as names become IP SANs; a name that does not resolve is fine.
 	var asked []string
 	var mu sync.Mutex
 	n, err := Options{Dir: "x", TeleportAddr: "a:1", DNSNames: []string{"fluentd", "10.0.0.5", "fluentd"},
@@ -514,7 +533,8 @@ func TestNames(t *testing.T) {
 		}}.normalize()
 	require.NoError(t, err)
 	notes := n.resolve()
-	assert.Equal(t, []string{"fluentd", "logs.internal"}, n.DNSNames)
+	assert.Equal(t, []string{"fluentd", "logs.internal", ServerVHost}, n.DNSNames)
+	assert.Equal(t, "logs.internal", n.vhost, "a DNS name is checked as it is")
 	assert.Equal(t, []string{"logs.internal does not resolve here; the server certificate names it by DNS name only"}, notes)
 	assert.Equal(t, "[10.0.0.5 172.18.0.3]", ipsString(n.ips))
 	assert.ElementsMatch(t, []string{"fluentd", "logs.internal"}, asked)
@@ -526,7 +546,7 @@ func TestNames(t *testing.T) {
 	}}.normalize()
 	require.NoError(t, err)
 	assert.Empty(t, n.resolve())
-	assert.Equal(t, []string{"localhost"}, n.DNSNames, "the Fluentd host")
+	assert.Equal(t, []string{"localhost", ServerVHost}, n.DNSNames, "the Fluentd host")
 	assert.Equal(t, "[192.0.2.1]", ipsString(n.ips))
 }
 
@@ -559,4 +579,128 @@ func TestInvalidOptions(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.want)
 		assert.NotContains(t, err.Error(), "\n")
 	}
+}
+
+// Whatever --fluentd names, the Fluent Bit configurations check Fluentd's
+// certificate for a DNS name it carries (tls.vhost): Fluent Bit before 5.0.6
+// matches tls.vhost with OpenSSL's X509_VERIFY_PARAM_set1_host, DNS names
+// only, so an IP address there fails on Fluent Bit 3.2 and 4.0. A client
+// verifying like Fluent Bit (ca.crt, the vhost, client.crt) gets through to
+// a server like Fluentd's; with another CA or another name it does not.
+func TestFluentBitVHost(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		o     Options
+		host  string
+		vhost string
+	}{
+		{name: "DNS name", o: Options{Fluentd: "fluentd.example.com:24224"},
+			host: "fluentd.example.com", vhost: "fluentd.example.com"},
+		{name: "IPv4 address", o: Options{Fluentd: "127.0.0.1:24224"},
+			host: "127.0.0.1", vhost: ServerVHost},
+		{name: "IPv6 address", o: Options{Fluentd: "[::1]:24224"},
+			host: "::1", vhost: ServerVHost},
+		{name: "IP address, --ip only: no other DNS name", o: Options{Fluentd: "127.0.0.1:24224", IPs: []string{"127.0.0.1"}},
+			host: "127.0.0.1", vhost: ServerVHost},
+		{name: "IP address and --dns-names", o: Options{Fluentd: "127.0.0.1:24224", DNSNames: []string{"fluentd.internal"}},
+			host: "127.0.0.1", vhost: ServerVHost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.Dir, o.TeleportAddr, o.Length, o.Resolve = t.TempDir(), "auth:3025", 1024, noDNS
+			res, err := Configure(o)
+			require.NoError(t, err)
+			dir := res.Dir
+			assert.Equal(t, tc.vhost, res.VHost)
+
+			// Both configurations connect to the host and check the vhost.
+			secs := parseClassic(t, read(t, dir, FluentBitConf))
+			classic := secs[len(secs)-1]
+			require.Equal(t, "OUTPUT", classic.name)
+			var fb struct {
+				Pipeline struct {
+					Outputs []map[string]any `yaml:"outputs"`
+				} `yaml:"pipeline"`
+			}
+			require.NoError(t, yaml.Unmarshal(read(t, dir, FluentBitYAML), &fb))
+			require.Len(t, fb.Pipeline.Outputs, 1)
+			y := fb.Pipeline.Outputs[0]
+			assert.Equal(t, tc.host, classic.kv["host"])
+			assert.Equal(t, tc.host, y["host"])
+			for k, v := range map[string]string{"tls": "on", "tls.verify": "on", "tls.verify_hostname": "on", "tls.vhost": tc.vhost} {
+				assert.Equal(t, v, classic.kv[k], "fluent-bit.conf %s", k)
+				assert.Equal(t, v, y[k], "fluent-bit.yaml %s", k)
+			}
+
+			// The vhost is a DNS name of the server certificate.
+			server := parseCert(t, read(t, dir, ServerCertFile))
+			assert.Nil(t, net.ParseIP(tc.vhost), "tls.vhost is no IP address")
+			assert.Contains(t, server.DNSNames, tc.vhost)
+			assert.Contains(t, server.DNSNames, ServerVHost, "every server certificate carries it")
+
+			addr, handshakes := serveFluentd(t, dir, res.Passphrase)
+			client, err := tls.X509KeyPair(read(t, dir, ClientCertFile), read(t, dir, ClientKeyFile))
+			require.NoError(t, err)
+			exchange := func(roots *x509.CertPool, serverName string) error {
+				c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: serverName, Certificates: []tls.Certificate{client}})
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.WriteString(c, "hello\n"); err != nil {
+					return err
+				}
+				got, err := bufio.NewReader(c).ReadString('\n')
+				if err == nil && got != "ack hello\n" {
+					err = errors.New("unexpected answer " + got)
+				}
+				return err
+			}
+			require.NoError(t, exchange(caPool(t, dir), tc.vhost), "Fluent Bit's check: ca.crt and tls.vhost")
+			require.NoError(t, <-handshakes)
+
+			foreign := x509.NewCertPool()
+			foreign.AddCert(foreignCA(t))
+			err = exchange(foreign, tc.vhost)
+			var unknown x509.UnknownAuthorityError
+			assert.ErrorAs(t, err, &unknown, "a server certificate of another CA is refused")
+			<-handshakes
+			err = exchange(caPool(t, dir), "other.example.com")
+			var mismatch x509.HostnameError
+			assert.ErrorAs(t, err, &mismatch, "the name is checked")
+			<-handshakes
+
+			// OpenSSL's own host check, the one Fluent Bit 3.2 and 4.0 make
+			// (openssl verify -verify_hostname is X509_VERIFY_PARAM_set1_host):
+			// the vhost passes, an IP address given as host name does not.
+			openssl, err := exec.LookPath("openssl")
+			if err != nil {
+				t.Log("no openssl binary: OpenSSL's host check not run")
+				return
+			}
+			verify := func(args ...string) (string, error) {
+				args = append(append([]string{"verify", "-CAfile", filepath.Join(dir, CACertFile)}, args...), filepath.Join(dir, ServerCertFile))
+				out, err := exec.Command(openssl, args...).CombinedOutput()
+				return string(out), err
+			}
+			out, err := verify("-verify_hostname", tc.vhost)
+			assert.NoError(t, err, "%s", out)
+			if ip := net.ParseIP(tc.host); ip != nil {
+				out, err = verify("-verify_hostname", tc.host)
+				assert.Error(t, err)
+				assert.Contains(t, out, "hostname mismatch", "what Fluent Bit 3.2 and 4.0 report for tls.vhost %s", tc.host)
+				out, err = verify("-verify_ip", tc.host)
+				assert.NoError(t, err, "the IP SAN is there (Fluent Bit 5.0.6+ checks it): %s", out)
+			}
+		})
+	}
+}
+
+// foreignCA is a CA certificate other than the generated one.
+func foreignCA(t *testing.T) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(foreignClientCert(t).Certificate[0])
+	require.NoError(t, err)
+	return c
 }

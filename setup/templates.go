@@ -26,7 +26,8 @@ type data struct {
 	TOML, PluginsFile, Plugin, Buffer                  string // absolute paths
 	Identity, Storage                                  string // as written in the TOML
 	Passphrase                                         string
-	FluentdHost                                        string
+	FluentdHost, VHost, FluentBitReleases              string
+	FluentdIsIP                                        bool
 	FluentdPort, HTTPPort                              int
 	Lock                                               bool
 	AuditTag, RecordingRule, EmitterName, SessionField string
@@ -127,7 +128,7 @@ refresh.interval = "1m"
 #
 # Teleport audit events and session recordings, buffered on disk (what the
 # plugin has handed over survives a crash), forwarded to Fluentd over mutual
-# TLS with acknowledgements.
+# TLS with acknowledgements. For {{.FluentBitReleases}}.
 
 [SERVICE]
     Flush                     1
@@ -154,6 +155,7 @@ refresh.interval = "1m"
 
 # Without Require_ack_response a client Fluentd rejects loses its records
 # without an error.
+{{- template "vhost-comment" .}}
 [OUTPUT]
     Name                  forward
     Match                 *
@@ -164,7 +166,7 @@ refresh.interval = "1m"
     tls                   on
     tls.verify            on
     tls.verify_hostname   on
-    tls.vhost             {{.FluentdHost}}
+    tls.vhost             {{.VHost}}
     tls.ca_file           {{.CA}}
     tls.crt_file          {{.ClientCert}}
     tls.key_file          {{.ClientKey}}
@@ -175,7 +177,7 @@ refresh.interval = "1m"
 #
 # The same pipeline as fluent-bit.conf: Teleport audit events and session
 # recordings, buffered on disk, forwarded to Fluentd over mutual TLS with
-# acknowledgements.
+# acknowledgements. For {{.FluentBitReleases}}.
 service:
   flush: 1
   log_level: info
@@ -202,6 +204,7 @@ pipeline:
       emitter_storage.type: filesystem
 
   outputs:
+{{- template "vhost-comment-yaml" .}}
     - name: forward
       match: "*"
       host: {{q .FluentdHost}}
@@ -211,11 +214,38 @@ pipeline:
       tls: on
       tls.verify: on
       tls.verify_hostname: on
-      tls.vhost: {{q .FluentdHost}}
+      tls.vhost: {{q .VHost}}
       tls.ca_file: {{q .CA}}
       tls.crt_file: {{q .ClientCert}}
       tls.key_file: {{q .ClientKey}}
 {{end}}
+
+{{define "vhost-comment"}}
+{{- if .FluentdIsIP}}
+#
+# Host is an IP address: Fluent Bit checks Fluentd's certificate for
+# tls.vhost instead, a DNS name the certificate always carries (releases
+# before 5.0.6 match tls.vhost only against DNS names, never IP addresses).
+{{- end}}
+#
+# A Fluent Bit receiving instead of Fluentd (in_forward with tls.crt_file
+# server.crt) requires this client certificate only from 5.0 on, with
+# tls.verify_client_cert on and tls.ca_file ca.crt; older releases let in a
+# client that offers none.
+{{- end}}
+
+{{define "vhost-comment-yaml"}}
+{{- if .FluentdIsIP}}
+    # host is an IP address: Fluent Bit checks Fluentd's certificate for
+    # tls.vhost instead, a DNS name the certificate always carries (releases
+    # before 5.0.6 match tls.vhost only against DNS names, never IP addresses).
+    #
+{{- end}}
+    # A Fluent Bit receiving instead of Fluentd (in_forward with tls.crt_file
+    # server.crt) requires this client certificate only from 5.0 on, with
+    # tls.verify_client_cert on and tls.ca_file ca.crt; older releases let in
+    # a client that offers none.
+{{- end}}
 
 {{define "tls"}}  <transport tls>
     ca_path {{q .CA}}
@@ -287,6 +317,7 @@ func (n *normalized) render(passphrase string) (map[string][]byte, error) {
 		Identity: n.Identity, Storage: n.Storage,
 		Passphrase:  passphrase,
 		FluentdHost: n.fluentdHost, FluentdPort: n.fluentdPort, HTTPPort: FluentdHTTPPort,
+		VHost: n.vhost, FluentdIsIP: n.vhost != n.fluentdHost, FluentBitReleases: FluentBitReleases,
 		Lock:     n.Lock,
 		AuditTag: AuditTag, RecordingRule: RecordingRule, EmitterName: EmitterName, SessionField: record.SessionIDField,
 		RoleName: RoleName, UserName: UserName,

@@ -53,6 +53,12 @@ func configureCmd(args []string, stdout, stderr io.Writer) error {
 		ipStrs = append(ipStrs, ip.String())
 	}
 	fmt.Fprintf(stdout, "server certificate names: %s\n", strings.Join(append(append([]string{}, res.DNSNames...), ipStrs...), ", "))
+	if res.VHost == setup.ServerVHost {
+		fmt.Fprintf(stdout, "Fluent Bit checks Fluentd's certificate for %s (tls.vhost): --fluentd is an IP address, which Fluent Bit before 5.0.6 never matches\n", res.VHost)
+	} else {
+		fmt.Fprintf(stdout, "Fluent Bit checks Fluentd's certificate for %s (tls.vhost)\n", res.VHost)
+	}
+	fmt.Fprintf(stdout, "%s and %s are for %s\n", setup.FluentBitConf, setup.FluentBitYAML, setup.FluentBitReleases)
 	for _, n := range res.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
@@ -73,6 +79,8 @@ next steps:
   4. start Fluentd and Fluent Bit:
        fluentd -c %[6]s
        fluent-bit -c %[7]s
+     (a Fluent Bit receiving instead of Fluentd, with in_forward, requires
+     client certificates only from 5.0 on: tls.verify_client_cert on)
 `, filepath.Join(d, setup.RoleFile), identity, setup.RoleName, setup.UserName,
 		filepath.Join(d, setup.TOMLFile), filepath.Join(d, setup.FluentdConf), filepath.Join(d, setup.FluentBitConf))
 	return nil
@@ -85,7 +93,7 @@ func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
 	var dns, ips listFlag
 	fs.IntVar(&o.Length, "length", setup.DefaultLength, "RSA key length in bits (1024, 2048, 3072 or 4096)")
 	fs.DurationVar(&o.TTL, "ttl", setup.DefaultTTL, "lifetime of the generated certificates")
-	fs.Var(&dns, "dns-names", "DNS names of Fluentd in the server certificate, comma-separated or repeated (default localhost; the --fluentd host is added); a name need not resolve")
+	fs.Var(&dns, "dns-names", "DNS names of Fluentd in the server certificate, comma-separated or repeated (default localhost; the --fluentd host and "+setup.ServerVHost+" are added); a name need not resolve")
 	fs.Var(&ips, "ip", "IP addresses of Fluentd in the server certificate, comma-separated or repeated (default: the addresses the DNS names resolve to)")
 	fs.BoolVar(&o.Force, "force", false, "replace existing files")
 	fs.BoolVar(&o.Lock, "lock", false, "enable lock_enabled (lock users after failed logins) and grant lock create/update in the role")

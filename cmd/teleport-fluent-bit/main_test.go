@@ -426,9 +426,24 @@ func TestConfigureCommand(t *testing.T) {
 	for _, f := range setup.Files {
 		assert.Contains(t, out, "wrote "+filepath.Join(dir, f)+"\n")
 	}
-	assert.Contains(t, out, "server certificate names: fluentd.internal, 192.0.2.10\n")
+	assert.Contains(t, out, "server certificate names: fluentd.internal, "+setup.ServerVHost+", 192.0.2.10\n")
+	assert.Contains(t, out, "Fluent Bit checks Fluentd's certificate for fluentd.internal (tls.vhost)\n")
+	assert.Contains(t, out, "fluent-bit.conf and fluent-bit.yaml are for Fluent Bit 3.2 and later\n")
+	assert.Contains(t, out, "requires\n     client certificates only from 5.0 on: tls.verify_client_cert on")
 	assert.Contains(t, out, "tctl create -f "+filepath.Join(dir, setup.RoleFile))
 	assert.Contains(t, out, "teleport-fluent-bit check --config "+filepath.Join(dir, setup.TOMLFile))
+
+	// Fluentd by IP address: Fluent Bit checks the name every server
+	// certificate carries, and configure says why.
+	ipDir := filepath.Join(t.TempDir(), "ip")
+	out, _, err = cli(t, "configure", ipDir, "auth.example.com:3025", "--length", "1024", "--ip", "192.0.2.10", "--fluentd", "192.0.2.10:24224")
+	require.NoError(t, err)
+	assert.Contains(t, out, "server certificate names: "+setup.ServerVHost+", 192.0.2.10\n")
+	assert.Contains(t, out, "Fluent Bit checks Fluentd's certificate for "+setup.ServerVHost+" (tls.vhost): --fluentd is an IP address, which Fluent Bit before 5.0.6 never matches\n")
+	conf, err := os.ReadFile(filepath.Join(ipDir, setup.FluentBitConf))
+	require.NoError(t, err)
+	assert.Contains(t, string(conf), "    Host                  192.0.2.10\n")
+	assert.Contains(t, string(conf), "    tls.vhost             "+setup.ServerVHost+"\n")
 
 	_, _, err = cli(t, "configure", dir, "auth.example.com:3025", "--length", "1024")
 	assert.EqualError(t, err, "configure: "+filepath.Join(dir, setup.CACertFile)+" already exists; refusing to overwrite it (use --force to replace every generated file)")
