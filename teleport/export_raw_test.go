@@ -180,6 +180,16 @@ type collect struct {
 	items []record.Item
 }
 
+// waitSessionDone waits until the last item collected ends a recording.
+func (c *collect) waitSessionDone(t *testing.T) {
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := len(c.items)
+		return n > 0 && c.items[n-1].Pos.Kind == cursor.PosSessionDone
+	}, 10*time.Second, time.Millisecond)
+}
+
 func (c *collect) Put(_ context.Context, it record.Item) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

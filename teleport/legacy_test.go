@@ -307,12 +307,7 @@ func TestUnimplementedNeverGivesARecordingUp(t *testing.T) {
 	sink2 := &collect{}
 	go func() { _ = src.Run(ctx, sink2) }()
 	src.Add("s-2", cursor.Session{Announced: time.Now()})
-	require.Eventually(t, func() bool {
-		sink2.mu.Lock()
-		defer sink2.mu.Unlock()
-		n := len(sink2.items)
-		return n > 0 && sink2.items[n-1].Pos.Kind == cursor.PosSessionDone
-	}, 10*time.Second, time.Millisecond)
+	sink2.waitSessionDone(t)
 	sink2.mu.Lock()
 	defer sink2.mu.Unlock()
 	last := sink2.items[len(sink2.items)-1]
@@ -331,12 +326,7 @@ func TestGiveUpCarriesReason(t *testing.T) {
 	sink := &collect{}
 	go func() { _ = src.Run(ctx, sink) }()
 	src.Add("s-3", cursor.Session{Announced: time.Now()})
-	require.Eventually(t, func() bool {
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		n := len(sink.items)
-		return n > 0 && sink.items[n-1].Pos.Kind == cursor.PosSessionDone
-	}, 10*time.Second, time.Millisecond)
+	sink.waitSessionDone(t)
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	g := sink.items[len(sink.items)-1].Pos.GivenUp
