@@ -50,6 +50,23 @@ func fixtureSearch() *State {
 	return st
 }
 
+// fixtureSearchV2 is a search position of this version: two backlog
+// windows (one in progress, one done ahead of it) and ids seen.
+func fixtureSearchV2() *State {
+	st := New(fixtureStart)
+	st.Mode = ModeSearch
+	day := time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)
+	st.Search = &Search{
+		WindowStart: day,
+		Windows: []*Window{
+			{Start: day, End: day.Add(24 * time.Hour), Key: "k1", LastID: "id-1", Limit: 10000},
+			{Start: day.Add(24 * time.Hour), End: day.Add(48 * time.Hour), Done: true},
+		},
+		Seen: []Seen{{ID: "s-1", Time: day.Add(time.Second)}, {ID: "s-2", Time: day.Add(2 * time.Second)}},
+	}
+	return st
+}
+
 // openTestStore opens a fresh store in a new directory and closes it at the end
 // of the test.
 func openTestStore(t *testing.T) *Store {

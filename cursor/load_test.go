@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -92,9 +93,9 @@ func TestLoadRejects(t *testing.T) {
 		{"format not a string", variant(`"format": "teleport-fluent-bit/cursor"`, `"format": 1`), 0, ErrForeign,
 			[]string{foreign + `"format" is not a string)`}},
 		{"future version", variant(`"version": 1`, `"version": 99`), 0, ErrNewerVersion,
-			[]string{"has version 99 but this plugin supports up to version 1; refusing to start: upgrade the plugin (downgrading is not supported)"}},
+			[]string{"has version 99 but this plugin supports up to version 2; refusing to start: upgrade the plugin (downgrading is not supported)"}},
 		{"version zero", variant(`"version": 1`, `"version": 0`), 0, ErrInvalid,
-			[]string{invalid + "version 0 is not supported (this plugin reads versions 1 to 1))" + fixIt}},
+			[]string{invalid + "version 0 is not supported (this plugin reads versions 1 to 2))" + fixIt}},
 		{"version string", variant(`"version": 1`, `"version": "1"`), 0, ErrInvalid,
 			[]string{invalid + `version "\"1\"" is not an integer)`}},
 		{"version fraction", variant(`"version": 1`, `"version": 1.5`), 0, ErrInvalid,
@@ -129,6 +130,10 @@ func TestLoadRejects(t *testing.T) {
 			[]string{invalid + `parsing time`}},
 		{"start_time out of range", variant(`"2024-03-01T00:00:00Z"`, `"0000-01-01T00:00:00+01:00"`), 0, ErrInvalid,
 			[]string{invalid + "start_time is out of range (year -1))"}},
+		{"search seen id empty", `{"format":"teleport-fluent-bit/cursor","version":2,"start_time":"2024-03-01T00:00:00Z","mode":"search","search":{"window_start":"2024-03-02T00:00:00Z","seen":[{"id":"","time":"2024-03-02T00:00:01Z"}]}}`, 0, ErrInvalid,
+			[]string{invalid + "search.seen[0] has an empty, overlong or invalid id)" + fixIt}},
+		{"search window limit", `{"format":"teleport-fluent-bit/cursor","version":2,"start_time":"2024-03-01T00:00:00Z","mode":"search","search":{"window_start":"2024-03-02T00:00:00Z","windows":[{"start":"2024-03-02T00:00:00Z","end":"2024-03-03T00:00:00Z","limit":-5}]}}`, 0, ErrInvalid,
+			[]string{invalid + "search.windows[0].limit -5 is out of range (0 to 10000))" + fixIt}},
 		{"search window zero", `{"format":"teleport-fluent-bit/cursor","version":1,"start_time":"2024-03-01T00:00:00Z","mode":"search","search":{"window_start":"0001-01-01T00:00:00Z"}}`, 0, ErrInvalid,
 			[]string{invalid + "search.window_start is not set)"}},
 		{"mode 0644", validExportJSON, 0o644, ErrPermissions, nil},
@@ -200,4 +205,22 @@ func TestPeekWithoutState(t *testing.T) {
 	st, err := Peek(filepath.Join(t.TempDir(), "never-created"))
 	require.NoError(t, err)
 	assert.Nil(t, st)
+}
+
+// A version 1 search state (the window, the page and the last id) loads as
+// it was written: the source resumes it as its first window.
+func TestLoadVersion1Search(t *testing.T) {
+	s := openTestStore(t)
+	in := `{"format":"teleport-fluent-bit/cursor","version":1,"start_time":"2024-03-01T00:00:00Z",` +
+		`"mode":"search","search":{"window_start":"2024-03-02T00:00:00Z","key":"tdk1.1.u","last_id":"u-9"}}`
+	require.NoError(t, os.WriteFile(s.Path(), []byte(in), 0o600))
+	st, err := s.Load()
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Version)
+	assert.Equal(t, &Search{WindowStart: time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC), Key: "tdk1.1.u", LastID: "u-9"}, st.Search)
+	require.NoError(t, s.Save(st))
+	again, err := s.Load()
+	require.NoError(t, err)
+	assert.Equal(t, Version, again.Version, "saved in the current version")
+	assert.Equal(t, st.Search, again.Search)
 }

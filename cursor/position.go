@@ -15,16 +15,21 @@ const (
 	PosChunkDone
 	// PosDayDone: Day is complete; export resumes at the following day.
 	PosDayDone
-	// PosSearch: the search resumes in the window at WindowStart, on the page
-	// with start Key, after the event ID.
+	// PosSearch: the backlog window [WindowStart, End) resumes on the page
+	// with start Key (pages of Index events), after the event ID.
 	PosSearch
-	// PosWindowDone: the window before WindowStart is complete; the next
-	// window starts at WindowStart.
+	// PosWindowDone: the backlog window [WindowStart, End) is complete.
 	PosWindowDone
 	// PosSession: the recording of session ID resumes at index Index.
 	PosSession
 	// PosSessionDone: the recording of session ID is exported (or given up).
 	PosSessionDone
+	// PosSeen: the event ID, with time WindowStart, was handed over within
+	// the late tolerance: reading that span again skips it.
+	PosSeen
+	// PosSearchFrontier: every event before WindowStart was searched; the
+	// ids seen before it are forgotten.
+	PosSearchFrontier
 )
 
 // Pos is one step of progress, carried by every record (or position-only
@@ -35,6 +40,7 @@ type Pos struct {
 	Chunk       string
 	Cursor      string
 	WindowStart time.Time
+	End         time.Time
 	Key         string
 	ID          string
 	Index       int64
@@ -115,8 +121,8 @@ func (s *State) Apply(p *Pos) {
 			}
 		}
 	case PosSearch:
-		s.Mode = ModeSearch
-		s.Search = &Search{WindowStart: p.WindowStart.UTC(), Key: p.Key, LastID: p.ID}
+		w := s.searchWindow(p)
+		w.Key, w.LastID, w.Limit = p.Key, p.ID, int(p.Index)
 	case PosSession:
 		if ss := s.Sessions[p.ID]; ss != nil && p.Index > ss.Next {
 			ss.Next = p.Index
@@ -125,8 +131,91 @@ func (s *State) Apply(p *Pos) {
 		delete(s.Sessions, p.ID)
 		s.noteGivenUp(p.ID, p.GivenUp)
 	case PosWindowDone:
-		s.Mode = ModeSearch
-		s.Search = &Search{WindowStart: p.WindowStart.UTC()}
+		w := s.searchWindow(p)
+		*w = Window{Start: w.Start, End: w.End, Done: true}
+		s.Search.advance(s.Search.WindowStart)
+	case PosSeen:
+		sr := s.search(p.WindowStart)
+		if !p.WindowStart.Before(sr.WindowStart) && len(sr.Seen) < MaxSeen {
+			sr.Seen = append(sr.Seen, Seen{ID: p.ID, Time: p.WindowStart.UTC()})
+		}
+	case PosSearchFrontier:
+		s.search(p.WindowStart).advance(p.WindowStart.UTC())
+	}
+}
+
+// search returns the search position, creating it with its frontier at
+// at. The source's first item is its frontier (PosSearchFrontier), so a
+// new position starts where the source does, not at a window it searches
+// in parallel.
+func (s *State) search(at time.Time) *Search {
+	s.Mode = ModeSearch
+	if s.Search == nil {
+		s.Search = &Search{WindowStart: at.UTC()}
+	}
+	return s.Search
+}
+
+// searchWindow returns the window of p, adding it in time order if new. A
+// window position always replaces the version 1 one (Key, LastID), which
+// the source resumes as its first window.
+func (s *State) searchWindow(p *Pos) *Window {
+	sr := s.search(p.WindowStart)
+	sr.Key, sr.LastID = "", ""
+	start := p.WindowStart.UTC()
+	i := 0
+	for i < len(sr.Windows) && sr.Windows[i].Start.Before(start) {
+		i++
+	}
+	if i < len(sr.Windows) && sr.Windows[i].Start.Equal(start) {
+		return sr.Windows[i]
+	}
+	w := &Window{Start: start, End: p.End.UTC()}
+	sr.Windows = append(sr.Windows, nil)
+	copy(sr.Windows[i+1:], sr.Windows[i:])
+	sr.Windows[i] = w
+	return w
+}
+
+// advance moves the frontier to at least to, then past every done window
+// that starts at it, and forgets what lies before it.
+func (sr *Search) advance(to time.Time) {
+	from := sr.WindowStart
+	defer func() {
+		if sr.WindowStart != from {
+			sr.Key, sr.LastID = "", "" // a version 1 position of a passed window
+		}
+	}()
+	if to.After(sr.WindowStart) {
+		sr.WindowStart = to
+	}
+	n := 0
+	for _, w := range sr.Windows {
+		switch {
+		case !w.End.After(sr.WindowStart):
+			continue // passed
+		case w.Done && !w.Start.After(sr.WindowStart) && n == 0:
+			sr.WindowStart = w.End
+			continue
+		}
+		sr.Windows[n] = w
+		n++
+	}
+	clear(sr.Windows[n:])
+	sr.Windows = sr.Windows[:n]
+	if len(sr.Windows) == 0 {
+		sr.Windows = nil
+	}
+	k := 0
+	for _, e := range sr.Seen {
+		if !e.Time.Before(sr.WindowStart) {
+			sr.Seen[k] = e
+			k++
+		}
+	}
+	sr.Seen = sr.Seen[:k]
+	if k == 0 {
+		sr.Seen = nil
 	}
 }
 

@@ -9,8 +9,10 @@ import "time"
 // Format identifies our state files; a file without it is foreign.
 const Format = "teleport-fluent-bit/cursor"
 
-// Version is the current state layout version.
-const Version = 1
+// Version is the current state layout version. Version 2 added the search
+// path's parallel windows and the ids handed over within the late
+// tolerance; a version 1 state loads as it is (its search position resumes).
+const Version = 2
 
 // Modes of export.
 const (
@@ -96,16 +98,59 @@ type Day struct {
 	Done map[string]bool `json:"done,omitempty"`
 }
 
-// Search is the legacy search position.
+// Search is the search path's position. Everything before WindowStart is
+// exported. Backlog windows from there on are searched in parallel, each
+// resumable on its own (Windows); once caught up, the last
+// search_late_tolerance before the newest poll is read again on every poll,
+// and Seen holds what was handed over from it.
 type Search struct {
-	// WindowStart is the beginning of the current window.
+	// WindowStart is the frontier: every event with an earlier time was
+	// exported (or was stored later than the tolerance).
 	WindowStart time.Time `json:"window_start"`
-	// Key is the start key of the page that holds LastID ("" for the first page).
-	Key string `json:"key,omitempty"`
-	// LastID is the id of the last event handed over from that page; on resume
-	// the page is re-read and events up to and including it are skipped.
+	// Key and LastID are a version 1 position inside the window starting at
+	// WindowStart (pages of `batch` events): the page starting at Key, after
+	// the event LastID. They are resumed as the first window and cleared.
+	Key    string `json:"key,omitempty"`
 	LastID string `json:"last_id,omitempty"`
+	// Windows are the backlog windows from WindowStart on that are being
+	// searched or are done while an earlier one is not, in time order, none
+	// overlapping; a window the frontier passes is removed.
+	Windows []*Window `json:"windows,omitempty"`
+	// Seen are the events handed over with a time at or after WindowStart,
+	// so reading that span again skips them; at most MaxSeen.
+	Seen []Seen `json:"seen,omitempty"`
 }
+
+// Window is the progress of one backlog window [Start, End).
+type Window struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Key is the start key of the page holding LastID ("" for the first
+	// page), read with Limit events per page; on resume that page is read
+	// again with the same limit and the events up to LastID are skipped.
+	Key    string `json:"key,omitempty"`
+	LastID string `json:"last_id,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	Done   bool   `json:"done,omitempty"`
+}
+
+// Seen is one event handed over within the late tolerance.
+type Seen struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+}
+
+// Bounds of a search position, checked when a state is loaded or saved.
+const (
+	MaxWindows = 4096
+	// MaxSeen bounds the ids kept for the late tolerance (about 80 bytes
+	// each in the file): the source shortens the tolerance it re-reads
+	// rather than keep more.
+	MaxSeen = 200_000
+	// MaxSearchLimit is the largest page Teleport serves
+	// (defaults.EventsMaxIterationLimit).
+	MaxSearchLimit = 10000
+)
 
 // New returns the state of a first run starting at start.
 func New(start time.Time) *State {
@@ -116,8 +161,16 @@ func New(start time.Time) *State {
 // was written.
 func (st *State) normalize() {
 	st.StartTime = st.StartTime.UTC()
-	if st.Search != nil {
-		st.Search.WindowStart = st.Search.WindowStart.UTC()
+	if s := st.Search; s != nil {
+		s.WindowStart = s.WindowStart.UTC()
+		for _, w := range s.Windows {
+			if w != nil {
+				w.Start, w.End = w.Start.UTC(), w.End.UTC()
+			}
+		}
+		for i := range s.Seen {
+			s.Seen[i].Time = s.Seen[i].Time.UTC()
+		}
 	}
 	for _, ss := range st.Sessions {
 		ss.Announced = ss.Announced.UTC()

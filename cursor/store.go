@@ -269,8 +269,9 @@ func readFile(path string) ([]byte, error) {
 // new state is in place but may not survive a crash) and the temporary file
 // is removed.
 //
-// Save stamps st: an empty Format or zero Version is set to Format and
-// Version. It refuses a state that fails Validate.
+// Save stamps st: an empty Format is set to Format, and the version is
+// always the current one (an older layout loads as it is and is written in
+// this one). It refuses a state that fails Validate.
 func (s *Store) Save(st *State) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -290,6 +291,7 @@ func (s *Store) Save(st *State) error {
 		return newError(ErrInvalid, err, "refusing to save an invalid state to %s: %v", s.path, err)
 	}
 	st.normalize()
+	st.Version = Version
 	data, err := s.enc.encode(st)
 	if err != nil {
 		return newError(ErrInvalid, err, "cannot encode the state for %s: %v", s.path, err)

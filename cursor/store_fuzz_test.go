@@ -19,6 +19,7 @@ func FuzzStoreLoad(f *testing.F) {
 	f.Add([]byte(validExportJSON))
 	f.Add([]byte(`{"format":"teleport-fluent-bit/cursor","version":1,"start_time":"2024-03-01T00:00:00Z","sessions":{"s":{"next":3,"announced":"2024-03-01T00:00:00Z"}},"locking":{"pending":{"u":"2024-03-01T00:00:00Z"}}}`))
 	f.Add([]byte("\x00\x00\x00\x00"))
+	f.Add([]byte(`{"format":"teleport-fluent-bit/cursor","version":2,"start_time":"2024-03-01T00:00:00Z","mode":"search","search":{"window_start":"2024-03-02T00:00:00Z","windows":[{"start":"2024-03-02T00:00:00Z","end":"2024-03-03T00:00:00Z","key":"k","last_id":"i","limit":10000},{"start":"2024-03-03T00:00:00Z","end":"2024-03-04T00:00:00Z","done":true}],"seen":[{"id":"a","time":"2024-03-02T00:00:01Z"}]}}`))
 	f.Add([]byte(`{"format":"teleport-fluent-bit/cursor","version":1,"start_time":"0000-01-01T00:00:00Z"}`))
 	root := f.TempDir()
 	// fsync proves nothing here and would make each input cost milliseconds.
@@ -70,9 +71,11 @@ func FuzzStoreLoad(f *testing.F) {
 	})
 }
 
-// normalized is st with its times in UTC, as Save writes them.
+// normalized is st with its times in UTC and the current version, as Save
+// writes them.
 func normalized(st *State) *State {
 	c := st.Clone()
 	c.normalize()
+	c.Version = Version
 	return c
 }

@@ -3,6 +3,7 @@ package cursor
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -20,6 +21,16 @@ func (st *State) Clone() *State {
 	c.Export = st.Export.clone()
 	if st.Search != nil {
 		s := *st.Search
+		if st.Search.Windows != nil {
+			s.Windows = make([]*Window, len(st.Search.Windows))
+			for i, w := range st.Search.Windows {
+				if w != nil {
+					cw := *w
+					s.Windows[i] = &cw
+				}
+			}
+		}
+		s.Seen = slices.Clone(st.Search.Seen)
 		c.Search = &s
 	}
 	if l := st.Locking; l != nil {
@@ -102,7 +113,12 @@ func (d *Day) clone() *Day {
 //     no day is before next_day (finished days are removed);
 //   - no day is null, no chunk name is empty, and no chunk is both done and
 //     holding a cursor;
-//   - search.window_start is set;
+//   - search.window_start is set; search.windows are at most MaxWindows,
+//     set, in time order without overlap, each with start < end, ending
+//     after window_start and starting at or after it, with a page limit of
+//     0 to MaxSearchLimit; search.seen holds at most MaxSeen events, each
+//     with a non-empty id of at most 512 bytes and a time at or
+//     after window_start;
 //   - given_up lists at most MaxGivenUp sessions, each once, with a time;
 //   - every string is valid UTF-8 (JSON could not carry it unchanged).
 func (st *State) Validate() error {
@@ -253,6 +269,48 @@ func (s *Search) validate() error {
 	}
 	if !utf8.ValidString(s.LastID) {
 		return fmt.Errorf("search.last_id %q is not valid UTF-8", s.LastID)
+	}
+	if len(s.Windows) > MaxWindows {
+		return fmt.Errorf("search.windows holds %d windows (at most %d)", len(s.Windows), MaxWindows)
+	}
+	for i, w := range s.Windows {
+		name := fmt.Sprintf("search.windows[%d]", i)
+		if w == nil {
+			return fmt.Errorf("%s is null", name)
+		}
+		if err := checkTime(name+".start", w.Start); err != nil {
+			return err
+		}
+		if err := checkTime(name+".end", w.End); err != nil {
+			return err
+		}
+		switch {
+		case !w.Start.Before(w.End):
+			return fmt.Errorf("%s ends (%s) before it starts (%s)", name, w.End.Format(time.RFC3339Nano), w.Start.Format(time.RFC3339Nano))
+		case w.Start.Before(s.WindowStart):
+			return fmt.Errorf("%s starts before search.window_start", name)
+		case i > 0 && w.Start.Before(s.Windows[i-1].End):
+			return fmt.Errorf("%s overlaps the window before it (windows must be in time order)", name)
+		case w.Limit < 0 || w.Limit > MaxSearchLimit:
+			return fmt.Errorf("%s.limit %d is out of range (0 to %d)", name, w.Limit, MaxSearchLimit)
+		case !utf8.ValidString(w.Key) || !utf8.ValidString(w.LastID):
+			return fmt.Errorf("%s has a key or last_id that is not valid UTF-8", name)
+		}
+	}
+	if len(s.Seen) > MaxSeen {
+		return fmt.Errorf("search.seen holds %d events (at most %d)", len(s.Seen), MaxSeen)
+	}
+	for i, e := range s.Seen {
+		name := fmt.Sprintf("search.seen[%d]", i)
+		if e.ID == "" || len(e.ID) > 512 || !utf8.ValidString(e.ID) {
+			return fmt.Errorf("%s has an empty, overlong or invalid id", name)
+		}
+		if err := checkTime(name+".time", e.Time); err != nil {
+			return err
+		}
+		if e.Time.Before(s.WindowStart) {
+			return fmt.Errorf("%s.time is before search.window_start (ids before it must be removed)", name)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,8 +27,8 @@ func TestValidate(t *testing.T) {
 		{"empty cursor value", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["z"] = ""; return st }, ""},
 		{"nil", func(*State) *State { return nil }, "state is null"},
 		{"no format", func(st *State) *State { st.Format = ""; return st }, `format is "", expected "teleport-fluent-bit/cursor"`},
-		{"version 2", func(st *State) *State { st.Version = 2; return st }, "version 2 is not supported (this plugin reads versions 1 to 1)"},
-		{"version -1", func(st *State) *State { st.Version = -1; return st }, "version -1 is not supported (this plugin reads versions 1 to 1)"},
+		{"version 3", func(st *State) *State { st.Version = 3; return st }, "version 3 is not supported (this plugin reads versions 1 to 2)"},
+		{"version -1", func(st *State) *State { st.Version = -1; return st }, "version -1 is not supported (this plugin reads versions 1 to 2)"},
 		{"no start", func(st *State) *State { st.StartTime = time.Time{}; return st }, "start_time is not set"},
 		{"start year 10000", func(st *State) *State { st.StartTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC); return st }, "start_time is out of range (year 10000)"},
 		{"no mode with export", func(st *State) *State { st.Mode = ""; return st }, "mode is not set but an export or search position is"},
@@ -65,6 +66,58 @@ func TestValidate(t *testing.T) {
 			}
 			return st
 		}, "given_up lists 101 sessions, at most 100"},
+		{"search windows and seen", func(*State) *State { return fixtureSearchV2() }, ""},
+		{"window null", func(*State) *State { st := fixtureSearchV2(); st.Search.Windows[1] = nil; return st }, "search.windows[1] is null"},
+		{"window without end", func(*State) *State { st := fixtureSearchV2(); st.Search.Windows[0].End = time.Time{}; return st }, "search.windows[0].end is not set"},
+		{"window backwards", func(*State) *State {
+			st := fixtureSearchV2()
+			w := st.Search.Windows[1]
+			w.Start, w.End = w.End, w.Start
+			return st
+		}, "search.windows[1] ends (2024-03-03T00:00:00Z) before it starts (2024-03-04T00:00:00Z)"},
+		{"window before the frontier", func(*State) *State {
+			st := fixtureSearchV2()
+			st.Search.WindowStart = st.Search.WindowStart.Add(time.Hour)
+			return st
+		}, "search.windows[0] starts before search.window_start"},
+		{"windows overlap", func(*State) *State {
+			st := fixtureSearchV2()
+			st.Search.Windows[1].Start = st.Search.Windows[1].Start.Add(-time.Hour)
+			return st
+		}, "search.windows[1] overlaps the window before it (windows must be in time order)"},
+		{"window limit", func(*State) *State {
+			st := fixtureSearchV2()
+			st.Search.Windows[0].Limit = MaxSearchLimit + 1
+			return st
+		}, "search.windows[0].limit 10001 is out of range (0 to 10000)"},
+		{"window bad key", func(*State) *State { st := fixtureSearchV2(); st.Search.Windows[0].Key = "\xff"; return st }, "search.windows[0] has a key or last_id that is not valid UTF-8"},
+		{"too many windows", func(*State) *State {
+			st := fixtureSearchV2()
+			for i := 0; len(st.Search.Windows) <= MaxWindows; i++ {
+				at := st.Search.Windows[len(st.Search.Windows)-1].End
+				st.Search.Windows = append(st.Search.Windows, &Window{Start: at, End: at.Add(time.Minute)})
+			}
+			return st
+		}, "search.windows holds 4097 windows (at most 4096)"},
+		{"seen empty id", func(*State) *State { st := fixtureSearchV2(); st.Search.Seen[1].ID = ""; return st }, "search.seen[1] has an empty, overlong or invalid id"},
+		{"seen long id", func(*State) *State {
+			st := fixtureSearchV2()
+			st.Search.Seen[0].ID = strings.Repeat("x", 513)
+			return st
+		}, "search.seen[0] has an empty, overlong or invalid id"},
+		{"seen before the frontier", func(*State) *State {
+			st := fixtureSearchV2()
+			st.Search.Seen[0].Time = st.Search.WindowStart.Add(-time.Nanosecond)
+			return st
+		}, "search.seen[0].time is before search.window_start (ids before it must be removed)"},
+		{"seen without time", func(*State) *State { st := fixtureSearchV2(); st.Search.Seen[1].Time = time.Time{}; return st }, "search.seen[1].time is not set"},
+		{"too many seen", func(*State) *State {
+			st := fixtureSearchV2()
+			for len(st.Search.Seen) <= MaxSeen {
+				st.Search.Seen = append(st.Search.Seen, Seen{ID: fmt.Sprint("x", len(st.Search.Seen)), Time: st.Search.WindowStart})
+			}
+			return st
+		}, "search.seen holds 200001 events (at most 200000)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +136,7 @@ func TestValidate(t *testing.T) {
 func TestClone(t *testing.T) {
 	assert.Nil(t, (*State)(nil).Clone())
 
-	for _, orig := range []*State{New(fixtureStart), fixtureExport(10), fixtureSearch()} {
+	for _, orig := range []*State{New(fixtureStart), fixtureExport(10), fixtureSearch(), fixtureSearchV2()} {
 		want, err := json.Marshal(orig) // snapshot independent of Clone
 		require.NoError(t, err)
 		c := orig.Clone()
@@ -97,6 +150,12 @@ func TestClone(t *testing.T) {
 			c.Search.Key = "changed"
 			c.Search.LastID = "changed"
 			c.Search.WindowStart = time.Time{}
+			for _, w := range c.Search.Windows {
+				w.Key, w.Done = "changed", !w.Done
+			}
+			for i := range c.Search.Seen {
+				c.Search.Seen[i].ID = "changed"
+			}
 		}
 		if c.Export != nil {
 			c.Export.NextDay = "2099-01-01"
