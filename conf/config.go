@@ -17,17 +17,21 @@ type Config struct {
 	RefreshInterval time.Duration // teleport_refresh_interval / [teleport] refresh.interval
 
 	// Export.
-	StorageDir      string        // storage_dir / storage
-	Batch           int           // batch: events per search page (limit)
-	WindowSize      time.Duration // window_size / window-size
-	Concurrency     int           // concurrency: chunks exported at once
-	Types           []string      // types: export only these event types (empty: all)
-	SkipEventTypes  []string      // skip_event_types / skip-event-types
-	StartTime       time.Time     // start_time / start-time; zero when unset
-	PollInterval    time.Duration // poll_interval (alias timeout)
-	DryRun          bool          // dry_run / dry-run
-	ExitOnLastEvent bool          // exit_on_last_event / exit-on-last-event
-	Debug           bool          // debug
+	StorageDir  string        // storage_dir / storage
+	Batch       int           // batch: events per search page (limit)
+	WindowSize  time.Duration // window_size / window-size
+	Concurrency int           // concurrency: chunks (search: backlog windows) exported at once
+	// SearchLateTolerance is how long after its own time an event may be
+	// stored and still be exported by the search path: once caught up,
+	// every poll reads that span again.
+	SearchLateTolerance time.Duration // search_late_tolerance
+	Types               []string      // types: export only these event types (empty: all)
+	SkipEventTypes      []string      // skip_event_types / skip-event-types
+	StartTime           time.Time     // start_time / start-time; zero when unset
+	PollInterval        time.Duration // poll_interval (alias timeout)
+	DryRun              bool          // dry_run / dry-run
+	ExitOnLastEvent     bool          // exit_on_last_event / exit-on-last-event
+	Debug               bool          // debug
 
 	// Session recordings and locking.
 	SkipSessionTypes []string // skip_session_types / skip-session-types
@@ -67,16 +71,17 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultBatch            = 500
-	DefaultWindowSize       = 24 * time.Hour
-	DefaultConcurrency      = 5
-	DefaultPollInterval     = 5 * time.Second
-	DefaultRefreshInterval  = time.Minute
-	DefaultCallbackBytes    = 16 << 20
-	DefaultQueueBytes       = 32 << 20
-	DefaultProgressInterval = 30 * time.Second
-	DefaultLockAttempts     = 3
-	DefaultCommitDelay      = time.Second
+	DefaultBatch               = 500
+	DefaultWindowSize          = 24 * time.Hour
+	DefaultSearchLateTolerance = 5 * time.Minute
+	DefaultConcurrency         = 5
+	DefaultPollInterval        = 5 * time.Second
+	DefaultRefreshInterval     = time.Minute
+	DefaultCallbackBytes       = 16 << 20
+	DefaultQueueBytes          = 32 << 20
+	DefaultProgressInterval    = 30 * time.Second
+	DefaultLockAttempts        = 3
+	DefaultCommitDelay         = time.Second
 	// MinCommitDelay is above Fluent Bit's ring-buffer timer (250 ms) with
 	// room for a busy main thread.
 	MinCommitDelay = 500 * time.Millisecond

@@ -41,6 +41,8 @@ func TestErrors(t *testing.T) {
 			exact: `invalid FDFWD_TELEPORT_REFRESH_INTERVAL "0": must be greater than 0`},
 		{name: "zero lock period", props: map[string]string{"lock_period": "0m"},
 			exact: `invalid lock_period "0m": must be greater than 0`},
+		{name: "late tolerance below a second", props: map[string]string{"search_late_tolerance": "100ms"},
+			exact: `invalid search_late_tolerance "100ms": must be at least 1s`},
 		{name: "commit delay below Fluent Bit's ring-buffer timer", props: map[string]string{"commit_delay": "100ms"},
 			exact: `invalid commit_delay "100ms": must be at least 500ms`},
 		{name: "negative lock for", props: map[string]string{"lock_for": "-1m"},

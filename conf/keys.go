@@ -1,5 +1,7 @@
 package conf
 
+import "time"
+
 // kind is how a key's value is parsed.
 type kind int
 
@@ -77,6 +79,9 @@ var keyDefs = []keyDef{
 	{prop: "concurrency", env: []string{"FDFWD_CONCURRENCY"},
 		toml: []string{"concurrency"},
 		kind: kindInt, min: 1, max: 256, field: func(c *Config) any { return &c.Concurrency }},
+	{prop: "search_late_tolerance", env: []string{"FDFWD_SEARCH_LATE_TOLERANCE"},
+		toml: []string{"search-late-tolerance", "search.late.tolerance"},
+		kind: kindDuration, min: int64(MinSearchLateTolerance), field: func(c *Config) any { return &c.SearchLateTolerance }},
 	{prop: "types", env: []string{"FDFWD_TYPES"},
 		toml: []string{"types"},
 		kind: kindList, field: func(c *Config) any { return &c.Types }},
@@ -157,6 +162,10 @@ const (
 	MinQueueBytes    = 1 << 20
 )
 
+// MinSearchLateTolerance: below a second the search path would hardly read
+// anything again.
+const MinSearchLateTolerance = time.Second
+
 // Upper bounds of the integer keys.
 const (
 	MaxBatch       = 10000
@@ -232,6 +241,8 @@ var Misspellings = []Misspelling{
 	{"batch-size", "batch"},
 	{"window-size", "window_size"},
 	{"window", "window_size"},
+	{"search-late-tolerance", "search_late_tolerance"},
+	{"late_tolerance", "search_late_tolerance"},
 	{"start-time", "start_time"},
 	{"start_date", "start_time"},
 	{"start-date", "start_time"},

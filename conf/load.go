@@ -26,6 +26,7 @@ func Default() *Config {
 		Batch:                DefaultBatch,
 		WindowSize:           DefaultWindowSize,
 		Concurrency:          DefaultConcurrency,
+		SearchLateTolerance:  DefaultSearchLateTolerance,
 		PollInterval:         DefaultPollInterval,
 		SkipSessionTypes:     append([]string(nil), DefaultSkipSessionTypes...),
 		SessionGiveUpAfter:   DefaultSessionGiveUpAfter,
