@@ -111,10 +111,6 @@ type Engine struct {
 // A variable so tests can lower it.
 var maxActiveSessions = 8192
 
-// searchSettle is how long the search path keeps re-reading a window past
-// its end, for events stored late. A variable so tests can change it.
-var searchSettle = time.Minute
-
 // ErrStartTime is returned when start_time differs from the one fixed on the
 // first run.
 var ErrStartTime = errors.New("start_time differs from the stored start time")
@@ -270,7 +266,8 @@ func describe(st *cursor.State) string {
 		}
 		return fmt.Sprintf("bulk export at day %s (%d chunks in progress)", st.Export.NextDay, n)
 	case st.Mode == cursor.ModeSearch && st.Search != nil:
-		return fmt.Sprintf("search window starting %s", st.Search.WindowStart.Format(time.RFC3339))
+		return fmt.Sprintf("search from %s (%d backlog windows in progress, %d events within the late tolerance)",
+			st.Search.WindowStart.Format(time.RFC3339), len(st.Search.Windows), len(st.Search.Seen))
 	default:
 		return fmt.Sprintf("start_time %s", st.StartTime.Format(time.RFC3339Nano))
 	}
@@ -309,7 +306,8 @@ func (e *Engine) run(work *cursor.State) {
 				work.Search = &cursor.Search{WindowStart: work.StartTime}
 			}
 			src := &teleport.SearchSource{API: conn, Filter: filter, Metrics: e.metrics, Types: e.cfg.Types, Batch: e.cfg.Batch,
-				WindowSize: e.cfg.WindowSize, Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now, Settle: searchSettle, Compat: compat}
+				WindowSize: e.cfg.WindowSize, Concurrency: e.cfg.Concurrency, Poll: e.cfg.PollInterval,
+				LateTolerance: e.cfg.SearchLateTolerance, Log: e.log, Now: e.opts.Now, Compat: compat}
 			_ = src.Run(e.ctx, work.Search, e.queue)
 			return
 		default:

@@ -365,24 +365,3 @@ func TestQueueStaysBounded(t *testing.T) {
 	assert.LessOrEqual(t, e.queue.Bytes(), h.cfg.QueueBytes+4096)
 	require.NoError(t, shutdown(e))
 }
-
-// An event stored a little after its time, in a search window that has just
-// ended, is still exported: the window stays open for searchSettle, then
-// closes, and the next one is searched.
-func TestSearchWindowSettlesBeforeClosing(t *testing.T) {
-	saved := searchSettle
-	searchSettle = 3 * time.Second
-	defer func() { searchSettle = saved }()
-	h := newHarness(t)
-	h.auth.noExport = true
-	h.cfg.WindowSize = time.Hour
-	h.cfg.StartTime = h.now.Add(-3 * time.Hour) // windows end on the hour; one ends as the test starts
-	want := h.auth.add(h.now.Add(-150*time.Minute), time.Minute, 140, "user.login")
-	e := h.start()
-	got := drain(t, e, len(want), true)
-	late := h.auth.addEvent("user.login", h.now.Add(-time.Second), map[string]any{"user": "late"})
-	current := h.auth.addEvent("user.login", h.now.Add(time.Second), map[string]any{"user": "current"})
-	got = append(got, drain(t, e, 2, true)...)
-	require.NoError(t, shutdown(e))
-	assert.ElementsMatch(t, append(want, late, current), got)
-}

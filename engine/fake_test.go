@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/gravitational/teleport/api/internalutils/stream"
 	"github.com/gravitational/teleport/api/types"
 	"github.com/gravitational/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -29,6 +32,11 @@ type fakeAuth struct {
 	recordings    map[string][]*auditlogpb.EventUnstructured
 	locks         []types.Lock
 	lockErr       error
+	// Search: calls, the most at once, a delay per call, and a page size
+	// above which a response is too large.
+	searchCalls, inFlight, maxInFlight int
+	searchDelay                        time.Duration
+	tooLargeAbove                      int
 }
 
 func (f *fakeAuth) UpsertLock(ctx context.Context, l types.Lock) error {
@@ -73,8 +81,16 @@ func (f *fakeAuth) add(start time.Time, step time.Duration, n int, typ string) [
 	for day, evs := range byDay {
 		f.chunks[day] = append(f.chunks[day], evs)
 	}
-	sort.SliceStable(f.all, func(i, j int) bool { return f.all[i].Time.AsTime().Before(f.all[j].Time.AsTime()) })
+	f.sortLocked()
 	return ids
+}
+
+// sortLocked keeps every event in (time, id) order, the search order.
+func (f *fakeAuth) sortLocked() {
+	sort.SliceStable(f.all, func(i, j int) bool {
+		a, b := f.all[i].Time.AsTime(), f.all[j].Time.AsTime()
+		return a.Before(b) || a.Equal(b) && f.all[i].Id < f.all[j].Id
+	})
 }
 
 func (f *fakeAuth) Ping(context.Context) (proto.PingResponse, error) {
@@ -118,24 +134,49 @@ func (f *fakeAuth) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb
 	return stream.Slice(out)
 }
 
+// SearchUnstructuredEvents pages by keyset like Teleport: the key names the
+// (time, id) of the page's last event, the next page starts after it.
 func (f *fakeAuth) SearchUnstructuredEvents(ctx context.Context, from, to time.Time, ns string, typs []string, limit int, order types.EventOrder, startKey string) ([]*auditlogpb.EventUnstructured, string, error) {
 	f.mu.Lock()
+	f.searchCalls++
+	f.inFlight++
+	f.maxInFlight = max(f.maxInFlight, f.inFlight)
+	delay := f.searchDelay
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight--
+		f.mu.Unlock()
+	}()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
-	start := 0
+	if f.tooLargeAbove > 0 && limit > f.tooLargeAbove {
+		return nil, "", status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d events)", limit)
+	}
+	var keyT int64
+	var keyID string
 	if startKey != "" {
-		start, _ = strconv.Atoi(startKey)
+		ts, id, _ := strings.Cut(startKey, "/")
+		keyT, _ = strconv.ParseInt(ts, 10, 64)
+		keyID = id
 	}
 	var out []*auditlogpb.EventUnstructured
-	i := start
-	for ; i < len(f.all) && len(out) < limit; i++ {
-		t := f.all[i].Time.AsTime()
+	for _, ev := range f.all {
+		t := ev.Time.AsTime()
 		if t.Before(from) || !t.Before(to) {
 			continue
 		}
-		out = append(out, f.all[i])
-	}
-	if len(out) == limit {
-		return out, strconv.Itoa(i), nil
+		if startKey != "" && (t.UnixNano() < keyT || t.UnixNano() == keyT && ev.Id <= keyID) {
+			continue
+		}
+		out = append(out, ev)
+		if len(out) == limit {
+			last := out[len(out)-1]
+			return out, fmt.Sprintf("%d/%s", last.Time.AsTime().UnixNano(), last.Id), nil
+		}
 	}
 	return out, "", nil
 }
@@ -210,7 +251,7 @@ func (f *fakeAuth) addEvent(typ string, t time.Time, fields map[string]any) stri
 	day := t.UTC().Format("2006-01-02")
 	f.chunks[day] = append(f.chunks[day], []*auditlogpb.EventUnstructured{ev})
 	f.all = append(f.all, ev)
-	sort.SliceStable(f.all, func(i, j int) bool { return f.all[i].Time.AsTime().Before(f.all[j].Time.AsTime()) })
+	f.sortLocked()
 	return id
 }
 

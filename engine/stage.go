@@ -38,18 +38,23 @@ type stage struct {
 	sessions int
 }
 
-// mergeKey names the cursor a position moves: a chunk's or a recording's.
+// mergeKey names the cursor a position moves: a chunk's, a search
+// window's or a recording's.
 type mergeKey struct {
 	kind     cursor.PosKind
 	day, key string
+	at       int64 // a search window's start
 }
 
 func keyOf(p *cursor.Pos) (mergeKey, bool) {
 	switch p.Kind {
 	case cursor.PosChunk, cursor.PosChunkDone:
-		return mergeKey{cursor.PosChunk, p.Day, p.Chunk}, true
+		return mergeKey{kind: cursor.PosChunk, day: p.Day, key: p.Chunk}, true
+	case cursor.PosSearch, cursor.PosWindowDone:
+		// Backlog windows are searched in parallel, each like a chunk.
+		return mergeKey{kind: cursor.PosSearch, at: p.WindowStart.UnixNano()}, true
 	case cursor.PosSession, cursor.PosSessionDone:
-		return mergeKey{cursor.PosSession, "", p.ID}, true
+		return mergeKey{kind: cursor.PosSession, key: p.ID}, true
 	}
 	return mergeKey{}, false
 }
@@ -72,7 +77,7 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 	it.Data = nil
 	k, keyed := keyOf(&it.Pos)
 	plain := keyed && it.Announce == nil && it.Failure == nil && !it.CaughtUp &&
-		(it.Pos.Kind == cursor.PosChunk || it.Pos.Kind == cursor.PosSession)
+		(it.Pos.Kind == cursor.PosChunk || it.Pos.Kind == cursor.PosSearch || it.Pos.Kind == cursor.PosSession)
 	if plain {
 		if i, ok := s.last[k]; ok {
 			s.items[i].Pos = it.Pos

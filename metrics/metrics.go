@@ -36,6 +36,7 @@ type Metrics struct {
 	errs     *prometheus.CounterVec
 	givenUp  prometheus.Counter
 	locks    prometheus.Counter
+	late     prometheus.Counter
 	commit   prometheus.Histogram
 	caughtUp atomic.Bool
 	newest   atomic.Int64 // unix nanoseconds of the newest handed-over audit event
@@ -59,12 +60,14 @@ func New(now func() time.Time) *Metrics {
 		Help: "Session recordings given up (missing too long, or failing too often)."})
 	m.locks = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "locks_placed_total",
 		Help: "Teleport locks placed on users after repeated failed logins."})
+	m.late = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "search_late_events_total",
+		Help: "Events the search path found stored more than search_late_tolerance after their time (exported late, out of order)."})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cursor_commit_seconds",
 		Help: "Time to save the cursor durably after a hand-over.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.commit,
+	m.reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.late, m.commit,
 		gauge("lag_seconds", "Now minus the time of the newest audit event handed over (0 before the first).", func() float64 {
 			n := m.newest.Load()
 			if n == 0 {
@@ -129,6 +132,13 @@ func (m *Metrics) Sessions(pending, inFlight int) {
 func (m *Metrics) SessionGivenUp() {
 	if m != nil {
 		m.givenUp.Inc()
+	}
+}
+
+// LateEvents counts events stored later than the search path's tolerance.
+func (m *Metrics) LateEvents(n int) {
+	if m != nil {
+		m.late.Add(float64(n))
 	}
 }
 

@@ -192,14 +192,14 @@ func (s *SearchSource) compat() *Compat {
 	return s.Compat
 }
 
-// search reads one page with SearchUnstructuredEvents, or after its
+// search reads one page of at most limit events with SearchUnstructuredEvents, or after its
 // Unimplemented with GetEvents (legacyEvent for each event). Keys are the
 // same on both RPCs: the server pages one event store either way.
-func (s *SearchSource) search(ctx context.Context, from, to time.Time, key string) ([]*auditlogpb.EventUnstructured, string, error) {
+func (s *SearchSource) search(ctx context.Context, from, to time.Time, limit int, key string) ([]*auditlogpb.EventUnstructured, string, error) {
 	c := s.compat()
 	cc := legacyConn(s.API)
 	if cc == nil || !c.legacySearch.Load() {
-		events, next, err := s.API.SearchUnstructuredEvents(ctx, from, to, "default", s.Types, s.Batch, types.EventOrderAscending, key)
+		events, next, err := s.API.SearchUnstructuredEvents(ctx, from, to, "default", s.Types, limit, types.EventOrderAscending, key)
 		if err == nil || cc == nil || !IsNotImplemented(err) {
 			return events, next, err
 		}
@@ -207,7 +207,7 @@ func (s *SearchSource) search(ctx context.Context, from, to time.Time, key strin
 	}
 	// As client.SearchEvents sends it.
 	req := &proto.GetEventsRequest{Namespace: "default", StartDate: from, EndDate: to, EventTypes: s.Types,
-		Limit: int32(s.Batch), StartKey: key, Order: proto.Order(types.EventOrderAscending)}
+		Limit: int32(limit), StartKey: key, Order: proto.Order(types.EventOrderAscending)}
 	var page rawFrame
 	if err := cc.Invoke(ctx, getEventsMethod, req, &page, grpc.ForceCodecV2(rawCodec{})); err != nil {
 		if IsNotImplemented(err) {

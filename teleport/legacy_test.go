@@ -104,7 +104,7 @@ func TestLegacyMatchesUnstructuredOnSamples(t *testing.T) {
 		src := &SearchSource{API: clt, Log: quiet, Batch: 5, Filter: NewFilter(nil, nil, time.Time{})}
 		key := ""
 		for {
-			page, next, err := src.search(ctx, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), key)
+			page, next, err := src.search(ctx, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), src.Batch, key)
 			require.NoError(t, err)
 			for _, ev := range page {
 				items = append(items, encode(ev, src.Filter, quiet))
@@ -191,7 +191,7 @@ func TestLegacyMatchesUnstructuredOnGenerated(t *testing.T) {
 		src := &SearchSource{API: clt, Log: quiet, Batch: 700, Filter: NewFilter(nil, nil, time.Time{})}
 		var out []record.Item
 		for key := ""; ; {
-			page, next, err := src.search(context.Background(), start, start.Add(time.Hour), key)
+			page, next, err := src.search(context.Background(), start, start.Add(time.Hour), src.Batch, key)
 			require.NoError(t, err)
 			for _, ev := range page {
 				out = append(out, encode(ev, src.Filter, quiet))
