@@ -35,6 +35,7 @@ func TestSeriesAndValues(t *testing.T) {
 	m.Sessions(7, 2)
 	m.SessionGivenUp()
 	m.LockPlaced()
+	m.LateEvents(2)
 	m.Commit(3 * time.Millisecond)
 	m.IdentityExpiry(now.Add(time.Hour))
 
@@ -49,6 +50,7 @@ func TestSeriesAndValues(t *testing.T) {
 		`teleport_fluent_bit_sessions_in_flight 2`,
 		`teleport_fluent_bit_sessions_given_up_total 1`,
 		`teleport_fluent_bit_locks_placed_total 1`,
+		`teleport_fluent_bit_search_late_events_total 2`,
 		`teleport_fluent_bit_errors_total{kind="export"} 1`,
 		`teleport_fluent_bit_errors_total{kind="connect"} 0`,
 		`teleport_fluent_bit_cursor_commit_seconds_count 1`,
@@ -67,6 +69,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Sessions(1, 1)
 	m.SessionGivenUp()
 	m.LockPlaced()
+	m.LateEvents(2)
 	m.Commit(time.Second)
 	m.IdentityExpiry(time.Now())
 }

@@ -54,6 +54,12 @@ type Options struct {
 	// GetUnstructuredEvents response (default DefaultSearchMaxBytes, < 0 = no
 	// cap). A page cut by the cap has fewer than limit events and a LastKey.
 	SearchMaxBytes int
+	// SearchPageDelay makes every GetUnstructuredEvents call take at least
+	// this long, for benchmarks: Teleport's file backend reads every file of
+	// the queried days for each page (lib/events/filelog.go, SearchEvents),
+	// about 0.2 s a page on a 20,000-event log. The delay is a wait, not
+	// CPU: it models a server on a machine of its own. 0 = none.
+	SearchPageDelay time.Duration
 	// RecordingEvents is the number of events of the recording of every
 	// generated session and AddSession session (min 2; its session.end
 	// then has "ei" RecordingEvents-1). 0 = 4 to 63, hashed per session.

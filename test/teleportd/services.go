@@ -1,6 +1,8 @@
 package teleportd
 
 import (
+	"time"
+
 	"context"
 
 	"google.golang.org/grpc"
@@ -149,6 +151,15 @@ func (a *auditService) search(ctx context.Context, req *auditlogpb.GetUnstructur
 func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstructuredEventsRequest) (*rawMsg, error) {
 	if err := a.s.checkAccess(ctx, rightListEvents); err != nil {
 		return nil, err
+	}
+	if d := a.s.opts.SearchPageDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
 	}
 	if ns := req.GetNamespace(); ns != "" && ns != "default" {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid namespace %q", ns)

@@ -2,8 +2,9 @@
 // test/teleportd for demos and benchmarks.
 //
 //	teleportd --dir DIR [--addr 127.0.0.1:0] [--events 10000] [--days 2]
-//	          [--rate 0] [--export-unimplemented] [--recordings-unimplemented] [--search-unimplemented] [--seed 1] [--ttl 12h]
-//	          [--recording-events 0]
+//	          [--rate 0] [--late-share 0 --late-delay 20s] [--export-unimplemented]
+//	          [--recordings-unimplemented] [--search-unimplemented] [--search-page-delay 0]
+//	          [--seed 1] [--ttl 12h] [--recording-events 0]
 //
 // It writes DIR/identity (identity file for client.LoadIdentityFile),
 // DIR/ca.crt, DIR/client.crt, DIR/client.key (for client.LoadKeyPair) and,
@@ -39,6 +40,9 @@ func main() {
 		events      = flag.Int("events", 10000, "backlog of generated events")
 		days        = flag.Float64("days", 2, "the backlog spans this many days, ending now")
 		rate        = flag.Float64("rate", 0, "live events per second, appended every 200ms as new sealed chunks")
+		lateShare   = flag.Float64("late-share", 0, "share (0 to 1) of the live events stored --late-delay after their time")
+		lateDelay   = flag.Duration("late-delay", 20*time.Second, "how late the --late-share of live events is stored")
+		pageDelay   = flag.Duration("search-page-delay", 0, "every search call takes at least this long (Teleport's file backend reads the queried days for each page)")
 		unimpl      = flag.Bool("export-unimplemented", false, "GetEventExportChunks/ExportUnstructuredEvents answer Unimplemented")
 		recUnimpl   = flag.Bool("recordings-unimplemented", false, "StreamUnstructuredSessionEvents answers Unimplemented (recordings only through the legacy StreamSessionEvents)")
 		srchUnimpl  = flag.Bool("search-unimplemented", false, "GetUnstructuredEvents answers Unimplemented (search only through the legacy GetEvents)")
@@ -98,6 +102,7 @@ func main() {
 		RecordingsUnimplemented: *recUnimpl,
 		SearchUnimplemented:     *srchUnimpl,
 		SearchMaxBytes:          *searchBytes,
+		SearchPageDelay:         *pageDelay,
 		RecordingEvents:         *recEvents,
 	}
 	if *verbose {
@@ -131,7 +136,8 @@ func main() {
 	fmt.Printf("teleportd listening on %s identity %s\n", s.Addr(), filepath.Join(*dir, "identity"))
 
 	if *rate > 0 {
-		go live(s, *rate, *seed, *precision)
+		stop, _ := s.Live(teleportd.LiveSpec{Rate: *rate, Seed: *seed, Precision: *precision, LateShare: *lateShare, LateDelay: *lateDelay})
+		defer stop()
 	}
 	if *renew > 0 {
 		go func() {
@@ -180,33 +186,6 @@ func main() {
 			return
 		}
 	}
-}
-
-// live appends rate events per second: every 200ms the events of the elapsed
-// interval become new sealed chunks of their UTC day.
-func live(s *teleportd.Server, rate float64, seed int64, precision time.Duration) {
-	t0 := time.Now()
-	prev := t0
-	var done int64
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for k := int64(1); ; k++ {
-		now := <-tick.C
-		want := int64(rate * now.Sub(t0).Seconds())
-		if n := want - done; n > 0 {
-			s.Generate(teleportd.GenSpec{Start: prev, Count: int(n), Span: now.Sub(prev), Seed: liveSeed(seed, k), Precision: precision})
-			done = want
-		}
-		prev = now
-	}
-}
-
-// liveSeed derives distinct seeds per tick (same seed = same uids).
-func liveSeed(seed, k int64) int64 {
-	x := uint64(seed)*0x9e3779b97f4a7c15 + uint64(k)
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return int64(x ^ (x >> 31))
 }
 
 func writeAtomic(path string, data []byte) error {
