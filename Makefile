@@ -78,10 +78,15 @@ fuzz-short:
 N          ?= 1000000
 BENCHFLAGS ?=
 BENCHBIN   := $(BUILD)/benchmark
-.PHONY: bench
+.PHONY: bench bench-search
 bench: build
 	$(GO) build $(GOFLAGS) -o $(BENCHBIN) ./test/bench
 	$(BENCHBIN) -n $(N) -bin $(BUILD) -dir $(BUILD)/bench $(BENCHFLAGS)
+
+## bench-search: only the search-path section of the benchmark (about a minute)
+bench-search: build
+	$(GO) build $(GOFLAGS) -o $(BENCHBIN) ./test/bench
+	$(BENCHBIN) -bin $(BUILD) -dir $(BUILD)/bench-search -skip bare,plugin,audit,rss,baseline,fresh,restart $(BENCHFLAGS)
 
 ## demo: a local Teleport stand-in with a live stream of events, exported by the plugin
 demo: build

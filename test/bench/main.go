@@ -52,6 +52,12 @@ type config struct {
 	skip          string
 	verbose       bool
 	auditMemLimit string
+	// The search-path section.
+	searchN         int
+	searchDays      float64
+	searchBatch     int
+	searchDelay     time.Duration
+	searchOldPlugin string
 }
 
 func (c *config) skips(phase string) bool {
@@ -98,7 +104,12 @@ func main() {
 	flag.DurationVar(&c.rssTimeout, "rss-timeout", 10*time.Minute, "the same for the drain of the second size")
 	flag.StringVar(&c.dir, "dir", "build/bench", "working directory (state, logs, results.md)")
 	bin := flag.String("bin", "build", "directory holding teleportd, flbhost and in_teleport.so")
-	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,audit,rss,baseline,fresh,restart")
+	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,audit,rss,baseline,fresh,restart,search")
+	flag.IntVar(&c.searchN, "search-n", 30_000, "search path: events in the backlog of a stand-in without the export API")
+	flag.Float64Var(&c.searchDays, "search-days", 3, "search path: the backlog spans this many days")
+	flag.IntVar(&c.searchBatch, "search-batch", 500, "search path: the plugin's batch (and the bare client's serial page size)")
+	flag.DurationVar(&c.searchDelay, "search-page-delay", 200*time.Millisecond, "search path: every search call takes at least this long (Teleport's file backend: ~0.2 s a page on a 20,000-event log)")
+	flag.StringVar(&c.searchOldPlugin, "search-old-plugin", "", "search path: also drain with this .so (e.g. a build of an older commit)")
 	flag.BoolVar(&c.verbose, "v", false, "copy the host's log to stderr")
 	flag.StringVar(&c.auditMemLimit, "audit-memlimit", "100MiB", "also run the audit path with this GOMEMLIMIT (\"\" = skip)")
 	child := flag.Bool("audit-path-child", false, "(internal) run the audit-path measurement")
@@ -262,6 +273,15 @@ func run(c *config, res *results, logw io.Writer) error {
 		}
 		res.rss = d
 		progress("  %s", d)
+	}
+
+	if !c.skips("search") {
+		progress("search path: %d events over %.0f days, every search call ≥ %v", c.searchN, c.searchDays, c.searchDelay)
+		s, err := runSearch(c, logw)
+		if err != nil {
+			return err
+		}
+		res.search = s
 	}
 
 	if !c.skips("fresh") {

@@ -117,9 +117,15 @@ type drainResult struct {
 
 // drainPlugin runs the plugin until n audit events are handed over.
 func drainPlugin(c *config, auth *authProc, n int64, dir string, props map[string]string, timeout time.Duration, logw io.Writer) (*drainResult, error) {
+	return drainPluginEvery(c, auth, n, dir, props, timeout, 1000, logw)
+}
+
+// drainPluginEvery is drainPlugin with Fluent Bit calling the plugin every
+// intervalMS (an input's interval_sec/interval_nsec; 1 s by default).
+func drainPluginEvery(c *config, auth *authProc, n int64, dir string, props map[string]string, timeout time.Duration, intervalMS int, logw io.Writer) (*drainResult, error) {
 	authCPU0, _ := procCPU(auth.pid())
 	served0 := auth.recordingEvents()
-	r, err := startHost(c, dir, props, 1000, "", logw)
+	r, err := startHost(c, dir, props, intervalMS, "", logw)
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +152,21 @@ func drainPlugin(c *config, auth *authProc, n int64, dir string, props map[strin
 			}
 			authCPU1, _ := procCPU(auth.pid())
 			streamed := auth.recordingEvents() - served0
-			// The completing callback is the last one ingested before the
-			// counter showed n (it counts at the commit right after).
+			// The counters count at the commit, commit_delay after the
+			// callback, and callbacks are committed whole: the completing
+			// callback is the first whose running total of records reaches
+			// what the counters show (audit and recording records).
 			k := len(lines) - 1
 			for k > 0 && lines[k].at.After(at) {
 				k--
+			}
+			var total int64
+			for i := 0; i <= k; i++ {
+				total += lines[i].records
+				if total >= audit+sessions {
+					k = i
+					break
+				}
 			}
 			if k < 0 {
 				return nil, fmt.Errorf("metrics say %d events but no callback was recorded", audit)

@@ -51,6 +51,7 @@ type results struct {
 	baseline     *baselineResult
 	fresh        *freshResult
 	restart      *restartResult
+	search       *searchResult
 }
 
 func verdict(ok bool) string {
@@ -155,6 +156,10 @@ func (r *results) table() string {
 	if rs := r.restart; rs != nil {
 		row(fmt.Sprintf("restart to first record (state: %d chunk cursors, %s recordings in progress, %s; collector every %v)", rs.cursors, count(int64(rs.sessions)), kb(rs.stateBytes), rs.interval),
 			fmt.Sprintf("%.2f s (Init done at %.2f s)", rs.first.Seconds(), rs.ready.Seconds()), "≤ 1 s", verdict(rs.first <= time.Second))
+	}
+	if s := r.search; s != nil {
+		fmt.Fprintf(&b, "\n%s\n\n| measure | result | target | met |\n|---|---|---|---|\n", s.header())
+		s.rows(row)
 	}
 	return b.String()
 }

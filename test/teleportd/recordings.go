@@ -345,6 +345,9 @@ func (s *Server) serveRecording(ctx context.Context, sid string, start int64, se
 		r.notFound.Add(1)
 		return status.Errorf(codes.NotFound, "session recording %q is not found", sid)
 	}
+	if s.opts.NoRecordings {
+		return notFound()
+	}
 
 	r.mu.Lock()
 	if f := r.faults[sid]; f != nil {

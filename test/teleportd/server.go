@@ -60,6 +60,9 @@ type Options struct {
 	// about 0.2 s a page on a 20,000-event log. The delay is a wait, not
 	// CPU: it models a server on a machine of its own. 0 = none.
 	SearchPageDelay time.Duration
+	// NoRecordings makes every recording answer codes.NotFound (not
+	// uploaded yet), for benchmarks of the audit events alone.
+	NoRecordings bool
 	// RecordingEvents is the number of events of the recording of every
 	// generated session and AddSession session (min 2; its session.end
 	// then has "ei" RecordingEvents-1). 0 = 4 to 63, hashed per session.

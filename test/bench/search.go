@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gravitational/teleport/api/client"
+	"github.com/gravitational/teleport/api/types"
+)
+
+// The search-path section: a stand-in without the export API (as Teleport's
+// file backend) serving searchN events over searchDays, each search call
+// taking at least searchPageDelay (the file backend reads the queried days
+// for every page). A bare teleport/api client pages through the same UTC
+// days serially and with one goroutine per day at several page sizes; the
+// plugin drains the same backlog with the same batch. Recordings answer
+// NotFound (not uploaded yet), so both read the audit events alone.
+
+// searchRun is one bare search client run.
+type searchRun struct {
+	limit    int
+	parallel bool
+	n        int64
+	wall     time.Duration
+	pages    int64
+}
+
+func (s searchRun) rate() float64 { return float64(s.n) / s.wall.Seconds() }
+
+func (s searchRun) label() string {
+	if s.parallel {
+		return fmt.Sprintf("pages of %s, one goroutine per UTC day", count(int64(s.limit)))
+	}
+	return fmt.Sprintf("pages of %s, days one after another", count(int64(s.limit)))
+}
+
+type searchResult struct {
+	n, batch  int
+	days      float64
+	delay     time.Duration
+	bare      []searchRun
+	plugin    *drainResult
+	plugin200 *drainResult // Fluent Bit calling the plugin every 200ms
+	oldPlugin *drainResult // -search-old-plugin, when given
+}
+
+// best is the fastest bare run.
+func (r *searchResult) best() searchRun {
+	var b searchRun
+	for _, s := range r.bare {
+		if s.rate() > b.rate() || b.n == 0 {
+			b = s
+		}
+	}
+	return b
+}
+
+// serial is the bare client paging days one after another with pages of
+// batch: the search the plugin did before windows ran in parallel.
+func (r *searchResult) serial() (searchRun, bool) {
+	for _, s := range r.bare {
+		if !s.parallel && s.limit == r.batch {
+			return s, true
+		}
+	}
+	return searchRun{}, false
+}
+
+// bareSearch pages through [from, to) cut into UTC days, limit events per
+// page, the days one after another or all at once, discarding the events.
+func bareSearch(ctx context.Context, clt *client.Client, from, to time.Time, limit int, parallel bool) (searchRun, error) {
+	run := searchRun{limit: limit, parallel: parallel}
+	var (
+		n, pages atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ferr     error
+	)
+	day := func(lo, hi time.Time) {
+		key := ""
+		for {
+			evs, next, err := clt.SearchUnstructuredEvents(ctx, lo, hi, "default", nil, limit, types.EventOrderAscending, key)
+			if err != nil {
+				mu.Lock()
+				ferr = err
+				mu.Unlock()
+				return
+			}
+			pages.Add(1)
+			n.Add(int64(len(evs)))
+			if next == "" {
+				return
+			}
+			key = next
+		}
+	}
+	t0 := time.Now()
+	for lo := from; lo.Before(to); {
+		hi := lo.Truncate(24 * time.Hour).Add(24 * time.Hour)
+		if hi.After(to) {
+			hi = to
+		}
+		if parallel {
+			wg.Add(1)
+			go func(lo, hi time.Time) { defer wg.Done(); day(lo, hi) }(lo, hi)
+		} else {
+			day(lo, hi)
+		}
+		lo = hi
+	}
+	wg.Wait()
+	run.wall, run.n, run.pages = time.Since(t0), n.Load(), pages.Load()
+	return run, ferr
+}
+
+func runSearch(c *config, logw io.Writer) (*searchResult, error) {
+	ctx := context.Background()
+	res := &searchResult{n: c.searchN, batch: c.searchBatch, days: c.searchDays, delay: c.searchDelay}
+	span := time.Duration(c.searchDays * float64(24*time.Hour))
+	start := time.Now().Add(-span)
+	auth, err := startAuth(c.auth, filepath.Join(c.dir, "auth-search"), "--events", strconv.Itoa(c.searchN),
+		"--days", strconv.FormatFloat(c.searchDays, 'f', -1, 64), "--seed", "3", "--export-unimplemented",
+		"--search-page-delay", c.searchDelay.String(), "--no-recordings")
+	if err != nil {
+		return nil, err
+	}
+	defer auth.stop()
+	from := start.Add(-time.Minute).UTC().Truncate(time.Second)
+	to := time.Now().Add(time.Minute).UTC()
+
+	clt, err := dialIdentity(ctx, auth.addr, auth.identity)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range []struct {
+		limit    int
+		parallel bool
+	}{{c.searchBatch, false}, {1000, false}, {5000, false}, {10000, false}, {1000, true}, {5000, true}, {10000, true}} {
+		s, err := bareSearch(ctx, clt, from, to, r.limit, r.parallel)
+		if err != nil {
+			clt.Close()
+			return nil, err
+		}
+		if s.n != int64(c.searchN) {
+			clt.Close()
+			return nil, fmt.Errorf("bare search (%s) got %d events, want %d", s.label(), s.n, c.searchN)
+		}
+		res.bare = append(res.bare, s)
+		progress("  bare search, %s: %d events in %d pages, %v: %.0f events/s", s.label(), s.n, s.pages, s.wall.Round(time.Millisecond), s.rate())
+	}
+	clt.Close()
+
+	// Each run gets its own properties: startHost fills in storage_dir
+	// and metrics_listen.
+	props := func() map[string]string {
+		p := c.pluginProps(auth)
+		p["start_time"] = from.Format(time.RFC3339)
+		p["batch"] = strconv.Itoa(c.searchBatch)
+		return p
+	}
+	d, err := drainPlugin(c, auth, int64(c.searchN), filepath.Join(c.dir, "plugin-search"), props(), c.timeout, logw)
+	if err != nil {
+		return nil, err
+	}
+	res.plugin = d
+	progress("  plugin: %s", d)
+	// Fluent Bit calls an input every interval_sec (1 s): the last records
+	// wait up to that long. The same drain with interval_nsec 200ms shows
+	// the search itself.
+	d, err = drainPluginEvery(c, auth, int64(c.searchN), filepath.Join(c.dir, "plugin-search-200ms"), props(), c.timeout, 200, logw)
+	if err != nil {
+		return nil, err
+	}
+	res.plugin200 = d
+	progress("  plugin, collector every 200ms: %s", d)
+	if c.searchOldPlugin != "" {
+		old := *c
+		old.plugin = c.searchOldPlugin
+		d, err := drainPlugin(&old, auth, int64(c.searchN), filepath.Join(c.dir, "plugin-search-old"), props(), c.timeout, logw)
+		if err != nil {
+			return nil, err
+		}
+		res.oldPlugin = d
+		progress("  plugin %s: %s", c.searchOldPlugin, d)
+	}
+	return res, nil
+}
+
+// table rows of the search section.
+func (r *searchResult) rows(row func(what, result, target, met string)) {
+	for _, s := range r.bare {
+		row("search: bare teleport/api client, "+s.label(), fmt.Sprintf("%s (%s events in %.1f s)", rateStr(s.rate()), count(s.n), s.wall.Seconds()), "", "")
+	}
+	p := r.plugin
+	if p == nil {
+		return
+	}
+	res := fmt.Sprintf("%s (%s events in %.1f s; %s recording events alongside)", rateStr(p.rate()), count(p.n), p.wall.Seconds(), count(p.sessions))
+	if p.timedOut {
+		res = fmt.Sprintf("%s (timed out: %s of %s events in %.0f s)", rateStr(p.rate()), count(p.n), count(p.want), p.wall.Seconds())
+	}
+	row(fmt.Sprintf("search: plugin in the Fluent Bit stand-in, batch %d, from process start", r.batch), res, "", "")
+	if q := r.plugin200; q != nil {
+		row("search: the same, Fluent Bit calling the plugin every 200ms (interval_nsec)", fmt.Sprintf("%s (%s events in %.1f s)", rateStr(q.rate()), count(q.n), q.wall.Seconds()), "", "")
+	}
+	if o := r.oldPlugin; o != nil {
+		row("search: the previous plugin build (windows one after another, pages of batch)", fmt.Sprintf("%s (%s events in %.1f s)", rateStr(o.rate()), count(o.n), o.wall.Seconds()), "", "")
+	}
+	b := r.best()
+	ratio := p.rate() / b.rate()
+	row("search: plugin / best bare client ("+b.label()+")", fmt.Sprintf("%.0f%%", 100*ratio), "≥ 80%", verdict(ratio >= 0.8 && !p.timedOut))
+	if q := r.plugin200; q != nil {
+		row("search: the same, collector every 200ms", fmt.Sprintf("%.0f%%", 100*q.rate()/b.rate()), "", "")
+	}
+	serial, ok := r.serial()
+	if o := r.oldPlugin; o != nil {
+		serial, ok = searchRun{n: o.n, wall: o.wall}, true
+	}
+	if ok {
+		x := p.rate() / serial.rate()
+		row("search: plugin / serial search at batch (before)", fmt.Sprintf("%.1f×", x), "≥ 3×", verdict(x >= 3 && !p.timedOut))
+	}
+}
+
+func (r *searchResult) header() string {
+	return fmt.Sprintf("search path: %s events over %s days (stand-in without the export API, every search call ≥ %v), batch %d",
+		count(int64(r.n)), strings.TrimSuffix(strconv.FormatFloat(r.days, 'f', 1, 64), ".0"), r.delay, r.batch)
+}
