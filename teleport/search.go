@@ -217,21 +217,10 @@ func (s *SearchSource) searchWindow(ctx context.Context, w cursor.Window, sink S
 	}
 	key, lastID := w.Key, w.LastID
 	for {
-		events, next, err := s.search(ctx, w.Start, w.End, limit, key)
+		events, next, err := s.page(ctx, f, w.Start, w.End, &limit, key)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if l, ok := s.smaller(err, limit); ok {
-				limit = l
-				continue
-			}
-			if err := f.fail(ctx, err); err != nil {
-				return err
-			}
-			continue
+			return err
 		}
-		f.ok()
 		skip := 0
 		if lastID != "" {
 			// Resuming inside a page: skip what was already taken from it.
@@ -382,21 +371,10 @@ func (s *SearchSource) read(ctx context.Context, from, to time.Time, limit int, 
 	f := newFailures(s.Log, "searching events", s.Metrics, metrics.ErrSearch)
 	key := ""
 	for {
-		events, next, err := s.search(ctx, from, to, limit, key)
+		events, next, err := s.page(ctx, f, from, to, &limit, key)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if l, ok := s.smaller(err, limit); ok {
-				limit = l
-				continue
-			}
-			if err := f.fail(ctx, err); err != nil {
-				return err
-			}
-			continue
+			return err
 		}
-		f.ok()
 		for _, ev := range events {
 			if err := each(ev); err != nil {
 				return err
@@ -406,6 +384,29 @@ func (s *SearchSource) read(ctx context.Context, from, to time.Time, limit int, 
 			return nil
 		}
 		key = next
+	}
+}
+
+// page reads one page, asking again with half of *limit while the response
+// is too large and retrying other failures with f's backoff; it fails only
+// once ctx ends.
+func (s *SearchSource) page(ctx context.Context, f *failures, from, to time.Time, limit *int, key string) ([]*auditlogpb.EventUnstructured, string, error) {
+	for {
+		events, next, err := s.search(ctx, from, to, *limit, key)
+		if err == nil {
+			f.ok()
+			return events, next, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		if l, ok := s.smaller(err, *limit); ok {
+			*limit = l
+			continue
+		}
+		if err := f.fail(ctx, err); err != nil {
+			return nil, "", err
+		}
 	}
 }
 
