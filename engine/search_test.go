@@ -87,7 +87,9 @@ func TestSearchBacklogWindowsInParallel(t *testing.T) {
 	require.NoError(t, shutdown(e))
 	st, err := cursor.Peek(h.cfg.StorageDir)
 	require.NoError(t, err)
-	assert.NotEmpty(t, st.Search.Windows, "windows in progress are in the cursor")
+	// Windows still in progress are in the cursor, or (when every window
+	// handed over so far happened to be complete) the frontier moved past them.
+	assert.True(t, len(st.Search.Windows) > 0 || st.Search.WindowStart.After(start.Add(time.Hour)), "the cursor holds the progress: %+v", st.Search)
 	e = h.start()
 	got = append(got, drain(t, e, len(want)-len(got), true)...)
 	got = append(got, drainFor(t, e, 200*time.Millisecond)...)
