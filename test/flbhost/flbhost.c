@@ -1477,6 +1477,18 @@ static void usage(FILE *f)
         "signals: SIGTERM/SIGINT shutdown, SIGUSR1 pause, SIGUSR2 resume\n");
 }
 
+/* parse_ms reads a whole number of milliseconds (1 to 3,600,000) into ns */
+static int parse_ms(const char *s, int64_t *out_ns)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || v <= 0 || v > 3600000) {
+        return -1;
+    }
+    *out_ns = (int64_t) v * 1000000LL;
+    return 0;
+}
+
 static int parse_seconds(const char *s, int64_t *out)
 {
     char *end;
@@ -1582,12 +1594,11 @@ int main(int argc, char **argv)
     int init_failed = 0;
 
     g_start_ns = now_ns();
-    if (getenv("FLB_DEV_RB_MS")) {
+    if (getenv("FLB_DEV_RB_MS") &&
+        parse_ms(getenv("FLB_DEV_RB_MS"), &o_rb_ns) != 0) {
         /* the same development knob as src/flb_engine.c */
-        long v = atol(getenv("FLB_DEV_RB_MS"));
-        if (v > 0) {
-            o_rb_ns = (int64_t) v * 1000000LL;
-        }
+        hlog(L_ERROR, "[flbhost] invalid FLB_DEV_RB_MS '%s'", getenv("FLB_DEV_RB_MS"));
+        return 1;
     }
 
     while ((opt = getopt_long(argc, argv, "e:i:p:t:qvh", lopts, NULL)) != -1) {
@@ -1623,16 +1634,12 @@ int main(int argc, char **argv)
         case 6:
             o_ingest_times = optarg;
             break;
-        case 2: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end != '\0' || v <= 0 || v > 3600000) {
+        case 2:
+            if (parse_ms(optarg, &o_interval_ns) != 0) {
                 hlog(L_ERROR, "[flbhost] invalid --interval-ms '%s'", optarg);
                 return 1;
             }
-            o_interval_ns = (int64_t) v * 1000000LL;
             break;
-        }
         case 3:
             if (parse_seconds(optarg, &o_grace_ns) != 0) {
                 hlog(L_ERROR, "[flbhost] invalid --grace '%s'", optarg);
@@ -1642,16 +1649,12 @@ int main(int argc, char **argv)
         case 4:
             o_no_cleanup = 1;
             break;
-        case 7: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end != '\0' || v <= 0 || v > 3600000) {
+        case 7:
+            if (parse_ms(optarg, &o_rb_ns) != 0) {
                 hlog(L_ERROR, "[flbhost] invalid --rb-ms '%s'", optarg);
                 return 1;
             }
-            o_rb_ns = (int64_t) v * 1000000LL;
             break;
-        }
         case 5:
             if (parse_seconds(optarg, &o_max_ns) != 0) {
                 hlog(L_ERROR, "[flbhost] invalid --max-seconds '%s'", optarg);

@@ -16,7 +16,12 @@
 // older Teleport: Options.ExportUnimplemented (no bulk export),
 // RecordingsUnimplemented (recordings only through StreamSessionEvents) and
 // SearchUnimplemented (search only through GetEvents). The legacy RPCs serve
-// the same events, faults and counters as the unstructured ones.
+// the same events, faults and counters as the unstructured ones. These are
+// the RPCs the teleport/api client of Teleport 13.3.8 falls back to on
+// Unimplemented (client/client.go: streamUnstructuredSessionEventsFallback
+// reads StreamSessionEvents, searchUnstructuredEventsFallback reads
+// SearchEvents, that is GetEvents), each typed event converted with
+// events.ToUnstructured.
 //
 // # TLS
 //
