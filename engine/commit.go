@@ -28,13 +28,21 @@ type handover struct {
 	items []record.Item
 	count batch
 	at    time.Duration // the run clock when Fluent Bit took them
+	// takenAt is the wall clock then: Fluent Bit's shutdown pauses stop the
+	// run clock but not its collector.
+	takenAt time.Time
 }
+
+// shutdownSettle is how long before Fluent Bit's last shutdown pause a
+// callback must have been taken to be in a chunk: two collector periods,
+// within the 1 s between the shutdown's two pauses.
+const shutdownSettle = 500 * time.Millisecond
 
 // handLocked moves the callback Fluent Bit has just taken to the in-flight
 // list, stamped with the run clock.
 func (e *Engine) handLocked() {
 	e.pendingCount.bytes = e.pendingBytes
-	e.inflight = append(e.inflight, handover{items: e.pending, count: e.pendingCount, at: e.clockLocked()})
+	e.inflight = append(e.inflight, handover{items: e.pending, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
 	e.pending, e.pendingCount, e.pendingBytes = nil, batch{}, 0
 }
 

@@ -78,15 +78,17 @@ func TestPauseStopsTheCommitClock(t *testing.T) {
 }
 
 // Stop commits everything taken only after Fluent Bit's shutdown of a
-// running input (pause, a grace of a second or more while the ring is still
-// collected, pause again, exit); otherwise only what is durable.
+// running input (pause, a second or more while the ring is still collected,
+// pause again, exit), and not what was taken right before pauses that came
+// back to back; otherwise only what is durable.
 func TestStopCommitsWhatIsDurable(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		stop    func(e *Engine)
 		repeats bool
 	}{
-		{"Fluent Bit shutdown: pause, pause, pre-exit, exit", func(e *Engine) { e.Pause(); e.Pause(); e.BeginShutdown(); _ = e.Stop() }, false},
+		{"Fluent Bit shutdown: pause, the 1 s tick, pause, pre-exit, exit", func(e *Engine) { _ = shutdown(e) }, false},
+		{"a callback outlasting the shutdown tick: both pauses back to back", func(e *Engine) { e.Pause(); e.Pause(); e.BeginShutdown(); _ = e.Stop() }, true},
 		{"shutdown while paused for back-pressure: one pause", func(e *Engine) { e.Pause(); e.BeginShutdown(); _ = e.Stop() }, true},
 		{"paused, resumed, then exit with no shutdown pause", func(e *Engine) { e.Pause(); e.Pause(); e.Resume(); _ = e.Stop() }, true},
 		{"exit alone", func(e *Engine) { _ = e.Stop() }, true},

@@ -85,6 +85,7 @@ type Engine struct {
 	// pausesInRow counts Pause calls since the last Resume: two mean
 	// Fluent Bit's shutdown with this input running (see Stop).
 	pausesInRow int
+	lastPause   time.Time
 	spare       []record.Item
 	stage       stage // the next callback's records
 	scratch     []record.Item

@@ -39,6 +39,7 @@ func testConfig(dir string) *conf.Config {
 // pre-exit, exit.
 func shutdown(e *Engine) error {
 	e.Pause()
+	time.Sleep(min(e.cfg.CommitDelay, shutdownSettle)) // Fluent Bit's shutdown tick is 1 s
 	e.Pause()
 	e.BeginShutdown()
 	return e.Stop()

@@ -77,6 +77,7 @@ func (e *Engine) Pause() {
 	}
 	e.commitDurableLocked()
 	e.pausesInRow++
+	e.lastPause = e.opts.Now()
 	if !e.paused {
 		e.ranFor += e.opts.Now().Sub(e.runningSince)
 		e.log.Debugf("paused by Fluent Bit")
@@ -108,12 +109,15 @@ func (e *Engine) BeginShutdown() {
 // It waits at most a few seconds, since Fluent Bit joins the input thread
 // without a timeout.
 //
-// What Fluent Bit took is committed if it is durable: all of it after
-// Fluent Bit's shutdown of a running input, whose two pauses are a second
-// or more apart while the ring buffer is still collected into chunks;
-// otherwise (back-pressure pause, or no shutdown at all) only what was
-// taken commit_delay of running time ago. A callback returned and never
-// taken (no cleanup, no later call) is not committed.
+// What Fluent Bit took is committed if it is durable: what was taken
+// commit_delay of running time ago; and, after Fluent Bit's shutdown of a
+// running input (two pauses in a row, a second or more apart, while the
+// ring buffer is still collected into chunks), also what was taken
+// shutdownSettle before the last pause. A callback that outlasted the
+// shutdown tick is taken just before both pauses, which then come back to
+// back: its records are discarded with the ring, so they are not
+// committed. A callback returned and never taken (no cleanup, no later
+// call) is not committed.
 func (e *Engine) Stop() error {
 	e.BeginShutdown()
 	e.mu.Lock()
@@ -122,13 +126,19 @@ func (e *Engine) Stop() error {
 		return nil
 	}
 	e.stopped = true
+	e.commitDurableLocked()
 	if e.pausesInRow >= 2 {
-		e.commitLocked(e.takeInflightLocked(len(e.inflight)))
-	} else {
-		e.commitDurableLocked()
+		settle := min(e.cfg.CommitDelay, shutdownSettle)
+		n := 0
+		for n < len(e.inflight) && e.lastPause.Sub(e.inflight[n].takenAt) >= settle {
+			n++
+		}
+		if n > 0 {
+			e.commitLocked(e.takeInflightLocked(n))
+		}
 	}
 	if n := len(e.inflight); n > 0 {
-		e.log.Infof("%d callback(s) taken by Fluent Bit within the last %s were not committed (Fluent Bit was not shutting down a running input): they are exported again at the next start", n, e.cfg.CommitDelay)
+		e.log.Infof("%d callback(s) taken by Fluent Bit too recently to be in its chunks were not committed: they are exported again at the next start", n)
 	}
 	e.mu.Unlock()
 
