@@ -37,6 +37,14 @@ type fakeAuth struct {
 	searchCalls, inFlight, maxInFlight int
 	searchDelay                        time.Duration
 	tooLargeAbove                      int
+	searches                           []searchCall // every search call, in the order they began
+}
+
+// searchCall is one SearchUnstructuredEvents call: its range, and how many
+// other calls were in progress when it began.
+type searchCall struct {
+	from, to time.Time
+	others   int
 }
 
 func (f *fakeAuth) UpsertLock(ctx context.Context, l types.Lock) error {
@@ -139,6 +147,7 @@ func (f *fakeAuth) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb
 func (f *fakeAuth) SearchUnstructuredEvents(ctx context.Context, from, to time.Time, ns string, typs []string, limit int, order types.EventOrder, startKey string) ([]*auditlogpb.EventUnstructured, string, error) {
 	f.mu.Lock()
 	f.searchCalls++
+	f.searches = append(f.searches, searchCall{from: from, to: to, others: f.inFlight})
 	f.inFlight++
 	f.maxInFlight = max(f.maxInFlight, f.inFlight)
 	delay := f.searchDelay

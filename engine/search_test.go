@@ -100,6 +100,35 @@ func TestSearchBacklogWindowsInParallel(t *testing.T) {
 	assert.Equal(t, 4, h.auth.maxInFlight, "windows searched concurrency at a time")
 }
 
+// The first page of the poll that follows a backlog is read while the
+// backlog's windows are (its last events do not wait for the whole round),
+// and every event is still exported once.
+func TestSearchTailReadAheadOfTheBacklog(t *testing.T) {
+	h := searchHarness(t, 5*time.Second)
+	h.auth.searchDelay = 20 * time.Millisecond
+	h.cfg.WindowSize = time.Hour
+	h.cfg.Concurrency = 4
+	h.cfg.StartTime = h.now.Add(-2 * time.Hour)
+	want := h.auth.add(h.now.Add(-2*time.Hour), 5*time.Second, 1440, "user.login") // up to now
+	e := h.start()
+	got := drain(t, e, len(want), true)
+	got = append(got, drainFor(t, e, 200*time.Millisecond)...)
+	require.NoError(t, shutdown(e))
+	assert.ElementsMatch(t, want, got)
+
+	h.auth.mu.Lock()
+	defer h.auth.mu.Unlock()
+	var tail *searchCall
+	for i, c := range h.auth.searches {
+		if c.from.After(h.now.Add(-10 * time.Second)) { // the backlog's windows begin at whole hours
+			tail = &h.auth.searches[i]
+			break
+		}
+	}
+	require.NotNil(t, tail, "the recent span was searched: %+v", h.auth.searches)
+	assert.Positive(t, tail.others, "the first search of the recent span began while backlog windows were searched")
+}
+
 // A page too large for gRPC is asked for again smaller, not failed.
 func TestSearchPageShrinksWhenTooLarge(t *testing.T) {
 	h := newHarness(t)

@@ -68,6 +68,17 @@ type SearchSource struct {
 	expired   map[seenKey]struct{}
 	checkedTo time.Time
 	warnedCap bool
+	// tail is the first page of the poll that follows a backlog round,
+	// read while the round's windows are (see backlog).
+	tail <-chan tailPage
+}
+
+// tailPage is the first page of [from, to), read ahead of a poll.
+type tailPage struct {
+	from, to time.Time
+	events   []*auditlogpb.EventUnstructured
+	next     string
+	err      error
 }
 
 // maxPage is the largest page Teleport serves (defaults.EventsMaxIterationLimit;
@@ -147,6 +158,7 @@ func (s *SearchSource) backlog(ctx context.Context, st *cursor.Search, until tim
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, max(1, s.Concurrency))
 	)
+	s.readTailAhead(ctx, plan, until, sem)
 	for _, w := range plan {
 		if w.Done {
 			continue
@@ -173,6 +185,36 @@ func (s *SearchSource) backlog(ctx context.Context, st *cursor.Search, until tim
 	st.Windows = nil
 	s.Log.Debugf("search: backlog searched up to %s", st.WindowStart.Format(time.RFC3339))
 	return nil
+}
+
+// readTailAhead starts the first page of the poll that follows this round
+// when the round reaches until and leaves a search slot free: read now,
+// it is what a poll at this moment reads, and the last events of a backlog
+// do not wait for the round before their search begins.
+func (s *SearchSource) readTailAhead(ctx context.Context, plan []*cursor.Window, until time.Time, sem chan struct{}) {
+	s.tail = nil
+	busy := 0
+	for _, w := range plan {
+		if !w.Done {
+			busy++
+		}
+	}
+	if busy >= cap(sem) || !plan[len(plan)-1].End.Equal(until) {
+		return
+	}
+	now := s.Now().UTC()
+	if !until.Before(now) {
+		return
+	}
+	sem <- struct{}{} // a free slot: the windows take the others
+	ch := make(chan tailPage, 1)
+	s.tail = ch
+	go func() {
+		defer func() { <-sem }()
+		limit := s.Batch
+		events, next, err := s.page(ctx, newFailures(s.Log, "searching events", s.Metrics, metrics.ErrSearch), until, now, &limit, "")
+		ch <- tailPage{from: until, to: now, events: events, next: next, err: err}
+	}()
 }
 
 // plan lists the windows from the frontier to until: those of the cursor as
@@ -210,23 +252,19 @@ func (s *SearchSource) plan(st *cursor.Search, until time.Time) []*cursor.Window
 // searchWindow pages through one backlog window from its position to its
 // end. It returns once the window's end is queued, or with ctx's error.
 func (s *SearchSource) searchWindow(ctx context.Context, w cursor.Window, sink Sink) error {
-	f := newFailures(s.Log, "searching events from "+w.Start.Format(time.RFC3339), s.Metrics, metrics.ErrSearch)
-	limit := w.Limit
-	if limit <= 0 {
-		limit = maxPage
-	}
-	key, lastID := w.Key, w.LastID
-	for {
-		events, next, err := s.page(ctx, f, w.Start, w.End, &limit, key)
-		if err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lastID := w.LastID
+	for p := range s.pages(ctx, w) {
+		if p.err != nil {
+			return p.err
 		}
-		skip := 0
+		items, skip := p.items, 0
 		if lastID != "" {
 			// Resuming inside a page: skip what was already taken from it.
 			skip = -1
-			for i, ev := range events {
-				if ev.GetId() == lastID {
+			for i := range items {
+				if items[i].id == lastID {
 					skip = i + 1
 					break
 				}
@@ -238,22 +276,100 @@ func (s *SearchSource) searchWindow(ctx context.Context, w cursor.Window, sink S
 			}
 			lastID = ""
 		}
-		for _, ev := range events[skip:] {
-			if _, ok := s.seen[keyOf(ev)]; ok {
+		for i := range items[skip:] {
+			pi := &items[skip+i]
+			if _, ok := s.seen[pi.key]; ok {
 				continue // handed over while caught up, before a long stop
 			}
-			it := encode(ev, s.Filter, s.Log)
-			it.Pos = cursor.Pos{Kind: cursor.PosSearch, WindowStart: w.Start, End: w.End, Key: key, ID: ev.GetId(), Index: int64(limit)}
+			it := pi.it
+			it.Pos = cursor.Pos{Kind: cursor.PosSearch, WindowStart: w.Start, End: w.End, Key: p.key, ID: pi.id, Index: int64(p.limit)}
 			if err := sink.Put(ctx, it); err != nil {
 				return err
 			}
 		}
-		if next == "" {
+		if p.next == "" {
 			return sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosWindowDone, WindowStart: w.Start, End: w.End}})
 		}
-		key = next
-		if limit < maxPage {
-			limit = min(2*limit, maxPage) // a page too large shrank it; try larger again
+	}
+	return ctx.Err()
+}
+
+// windowPage is one page of a backlog window, asked from key with limit,
+// its events turned into items.
+type windowPage struct {
+	items     []pageItem
+	key, next string
+	limit     int
+	err       error
+}
+
+// pages reads a window's pages one after another from its position, one
+// page ahead of the caller: the next page is on its way while this one is
+// encoded and queued (each call costs the server a read of the window's
+// days, so the wait for it is the window's pace). The channel closes after
+// the last page, or after a page with ctx's error.
+func (s *SearchSource) pages(ctx context.Context, w cursor.Window) <-chan windowPage {
+	out := make(chan windowPage, 1)
+	go func() {
+		defer close(out)
+		f := newFailures(s.Log, "searching events from "+w.Start.Format(time.RFC3339), s.Metrics, metrics.ErrSearch)
+		limit := w.Limit
+		if limit <= 0 {
+			limit = maxPage
+		}
+		key := w.Key
+		var sl slab
+		for {
+			// page shrinks limit when a response is too large: p.limit is
+			// what this page was read with, for a resume inside it.
+			items, next, err := s.windowPage(ctx, f, w.Start, w.End, &limit, key, &sl)
+			p := windowPage{items: items, key: key, next: next, limit: limit, err: err}
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || next == "" {
+				return
+			}
+			key = next
+			if limit < maxPage {
+				limit = min(2*limit, maxPage) // a page too large shrank it; try larger again
+			}
+		}
+	}()
+	return out
+}
+
+// windowPage reads one page of a backlog window, raw where it can
+// (searchRaw), retrying and shrinking like page; it fails only once ctx
+// ends.
+func (s *SearchSource) windowPage(ctx context.Context, f *failures, from, to time.Time, limit *int, key string, sl *slab) ([]pageItem, string, error) {
+	for {
+		frames, next, ok, err := s.searchRaw(ctx, from, to, *limit, key)
+		if !ok {
+			events, next, err := s.page(ctx, f, from, to, limit, key)
+			if err != nil {
+				return nil, "", err
+			}
+			return s.typedItems(events), next, nil
+		}
+		if err == nil {
+			var items []pageItem
+			if items, err = s.rawItems(frames, sl); err == nil {
+				f.ok()
+				return items, next, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		if l, ok := s.smaller(err, *limit); ok {
+			*limit = l
+			continue
+		}
+		if err := f.fail(ctx, err); err != nil {
+			return nil, "", err
 		}
 	}
 }
@@ -263,10 +379,17 @@ func (s *SearchSource) searchWindow(ctx context.Context, w cursor.Window, sink S
 // event older than that was stored before this read began.
 func (s *SearchSource) poll(ctx context.Context, st *cursor.Search, now time.Time, sink Sink) error {
 	from := st.WindowStart
+	var first *tailPage
+	if s.tail != nil {
+		if p := <-s.tail; p.err == nil && p.from.Equal(from) {
+			first, now = &p, p.to // this poll is the one read ahead
+		}
+		s.tail = nil
+	}
 	if !from.Before(now) {
 		return nil // a start_time in the future
 	}
-	err := s.read(ctx, from, now, s.Batch, func(ev *auditlogpb.EventUnstructured) error {
+	err := s.read(ctx, from, now, s.Batch, first, func(ev *auditlogpb.EventUnstructured) error {
 		k := keyOf(ev)
 		if _, ok := s.seen[k]; ok {
 			return nil
@@ -334,7 +457,7 @@ func (s *SearchSource) lateCheck(ctx context.Context, st *cursor.Search, now tim
 		return nil
 	}
 	var late []*auditlogpb.EventUnstructured
-	err := s.read(ctx, s.checkedTo, to, maxPage, func(ev *auditlogpb.EventUnstructured) error {
+	err := s.read(ctx, s.checkedTo, to, maxPage, nil, func(ev *auditlogpb.EventUnstructured) error {
 		k := keyOf(ev)
 		if _, ok := s.expired[k]; ok {
 			return nil
@@ -365,11 +488,23 @@ func (s *SearchSource) lateCheck(ctx context.Context, st *cursor.Search, now tim
 	return nil
 }
 
-// read pages through [from, to) from its start, retrying failures, and
-// calls each for every event.
-func (s *SearchSource) read(ctx context.Context, from, to time.Time, limit int, each func(*auditlogpb.EventUnstructured) error) error {
+// read pages through [from, to) from its start (first, when given, is its
+// first page, read already), retrying failures, and calls each for every
+// event.
+func (s *SearchSource) read(ctx context.Context, from, to time.Time, limit int, first *tailPage, each func(*auditlogpb.EventUnstructured) error) error {
 	f := newFailures(s.Log, "searching events", s.Metrics, metrics.ErrSearch)
 	key := ""
+	if first != nil {
+		for _, ev := range first.events {
+			if err := each(ev); err != nil {
+				return err
+			}
+		}
+		if first.next == "" {
+			return nil
+		}
+		key = first.next
+	}
 	for {
 		events, next, err := s.page(ctx, f, from, to, &limit, key)
 		if err != nil {
@@ -435,9 +570,15 @@ func keyOf(ev *auditlogpb.EventUnstructured) seenKey {
 		sum := sha256.Sum256(b)
 		id = "sha256:" + hex.EncodeToString(sum[:16])
 	}
+	return seenKeyOf(id, ev.GetTime().AsTime().UnixNano())
+}
+
+// seenKeyOf is the key of an event with this id and time; a very long id is
+// kept as its hash.
+func seenKeyOf(id string, t int64) seenKey {
 	if len(id) > 512 {
 		sum := sha256.Sum256([]byte(id))
 		id = fmt.Sprintf("sha256:%x", sum[:16])
 	}
-	return seenKey{id: id, t: ev.GetTime().AsTime().UnixNano()}
+	return seenKey{id: id, t: t}
 }

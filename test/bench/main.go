@@ -105,7 +105,7 @@ func main() {
 	flag.StringVar(&c.dir, "dir", "build/bench", "working directory (state, logs, results.md)")
 	bin := flag.String("bin", "build", "directory holding teleportd, flbhost and in_teleport.so")
 	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,audit,rss,baseline,fresh,restart,search")
-	flag.IntVar(&c.searchN, "search-n", 30_000, "search path: events in the backlog of a stand-in without the export API")
+	flag.IntVar(&c.searchN, "search-n", 150_000, "search path: events in the backlog of a stand-in without the export API")
 	flag.Float64Var(&c.searchDays, "search-days", 3, "search path: the backlog spans this many days")
 	flag.IntVar(&c.searchBatch, "search-batch", 500, "search path: the plugin's batch (and the bare client's serial page size)")
 	flag.DurationVar(&c.searchDelay, "search-page-delay", 200*time.Millisecond, "search path: every search call takes at least this long (Teleport's file backend: ~0.2 s a page on a 20,000-event log)")

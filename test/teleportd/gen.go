@@ -163,17 +163,18 @@ func uuidString(hi, lo uint64) string {
 
 // genSegment is one Generate call: Count events over [Start, Start+Span).
 type genSegment struct {
-	id        int
-	seed      int64
-	start     int64  // unix nanos
-	span      uint64 // nanos
-	count     int
-	minT      int64
-	maxT      int64
-	cluster   string
-	chunkSize int
-	prec      int64 // time precision in ns (0/1 = exact)
-	recEvents int   // recording length of its sessions (0 = hashed, see recordingLen)
+	id         int
+	seed       int64
+	start      int64  // unix nanos
+	span       uint64 // nanos
+	count      int
+	minT       int64
+	maxT       int64
+	cluster    string
+	chunkSize  int
+	prec       int64 // time precision in ns (0/1 = exact)
+	recEvents  int   // recording length of its sessions (0 = hashed, see recordingLen)
+	noSessions bool  // every block has noSessionLayout
 }
 
 func (g *genSegment) timeAt(i int) int64 {
@@ -229,7 +230,19 @@ func (g *genSegment) layoutOf(block int) int {
 	return int(hash3(g.seed, saltLayout, uint64(block)) % uint64(len(layouts)))
 }
 
+// noSessionLayout is the block of Options.NoSessions: the kinds of the
+// first layout with its session events replaced.
+var noSessionLayout = [blockSize]slot{
+	{kLoginOK, 0}, {kCertCreate, 0}, {kLoginOK, 1}, {kLoginFail, 0},
+	{kCertCreate, 1}, {kRoleCreated, 0}, {kLoginOK, 2}, {kAccessReq, 1},
+	{kAccessReq, 0}, {kLoginOK, 3}, {kCertCreate, 2}, {kLoginFail, 1},
+	{kLockCreated, 0}, {kLoginOK, 4}, {kRoleDeleted, 0}, {kLoginOK, 5},
+}
+
 func (g *genSegment) slotAt(i int) (slot, int) {
+	if g.noSessions {
+		return noSessionLayout[i%blockSize], -1
+	}
 	block := i / blockSize
 	l := g.layoutOf(block)
 	return layouts[l][i%blockSize], l

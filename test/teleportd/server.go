@@ -67,6 +67,10 @@ type Options struct {
 	// generated session and AddSession session (min 2; its session.end
 	// then has "ei" RecordingEvents-1). 0 = 4 to 63, hashed per session.
 	RecordingEvents int
+	// NoSessions generates no SSH sessions: the session slots of every
+	// block layout hold logins and other non-session events instead, for
+	// benchmarks of the audit search alone (no recordings to track).
+	NoSessions bool
 }
 
 // Server is a running (or stopped) Auth Service stand-in.
@@ -112,6 +116,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, store: newStore(opts.ClusterName, opts.ChunkSize)}
 	s.store.recEvents = opts.RecordingEvents
+	s.store.noSessions = opts.NoSessions
 	s.st.calls = map[string]*atomic.Int64{}
 	s.exportUnimpl.Store(opts.ExportUnimplemented)
 	s.recUnimpl.Store(opts.RecordingsUnimplemented)

@@ -124,9 +124,10 @@ func dayString(day int64) string {
 // a snapshot is immutable: slices are replaced (copy on write), never mutated
 // in place, so readers only need the lock to take a snapshot.
 type store struct {
-	cluster   string
-	chunkSize int
-	recEvents int // Options.RecordingEvents
+	cluster    string
+	chunkSize  int
+	recEvents  int  // Options.RecordingEvents
+	noSessions bool // Options.NoSessions
 
 	mu       sync.RWMutex
 	chunks   map[string]*chunk
@@ -187,14 +188,15 @@ func (st *store) generate(g GenSpec) []string {
 		span = 0
 	}
 	seg := &genSegment{
-		seed:      g.Seed,
-		start:     g.Start.UnixNano(),
-		span:      uint64(span),
-		count:     g.Count,
-		cluster:   st.cluster,
-		chunkSize: cs,
-		prec:      int64(max(g.Precision, 0)),
-		recEvents: st.recEvents,
+		seed:       g.Seed,
+		start:      g.Start.UnixNano(),
+		span:       uint64(span),
+		count:      g.Count,
+		cluster:    st.cluster,
+		chunkSize:  cs,
+		prec:       int64(max(g.Precision, 0)),
+		recEvents:  st.recEvents,
+		noSessions: st.noSessions,
 	}
 	seg.minT = seg.timeAt(0)
 	seg.maxT = seg.timeAt(g.Count - 1)

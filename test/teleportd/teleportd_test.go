@@ -735,3 +735,29 @@ func BenchmarkEncodeEvent(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/float64(b.N), "bytes/event")
 }
+
+// NoSessions generates the same number of events, none of them part of a
+// session (no sid, no session kinds), for benchmarks of the search alone.
+func TestNoSessions(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{NoSessions: true})
+	genFixture(t, s)
+	clt := identityClient(t, s)
+	kinds, n := map[string]int{}, 0
+	for key := ""; ; {
+		evs, next, err := clt.SearchUnstructuredEvents(context.Background(), base.Add(-24*time.Hour), base.Add(96*time.Hour), "default", nil, 1000, types.EventOrderAscending, key)
+		require.NoError(t, err)
+		for _, ev := range evs {
+			kinds[ev.GetType()]++
+			assert.NotContains(t, ev.GetUnstructured().GetFields(), "sid", ev.GetType())
+		}
+		n += len(evs)
+		if key = next; key == "" {
+			break
+		}
+	}
+	assert.Equal(t, 12000, n)
+	assert.NotContains(t, kinds, "session.start")
+	assert.NotContains(t, kinds, "session.end")
+	assert.Greater(t, kinds["user.login"], 3000)
+}

@@ -43,6 +43,7 @@ func main() {
 		lateShare   = flag.Float64("late-share", 0, "share (0 to 1) of the live events stored --late-delay after their time")
 		lateDelay   = flag.Duration("late-delay", 20*time.Second, "how late the --late-share of live events is stored")
 		noRecs      = flag.Bool("no-recordings", false, "every session recording answers NotFound (not uploaded yet)")
+		noSessions  = flag.Bool("no-sessions", false, "generate no SSH sessions (logins, certificates, roles... only): no recordings to track")
 		pageDelay   = flag.Duration("search-page-delay", 0, "every search call takes at least this long (Teleport's file backend reads the queried days for each page)")
 		unimpl      = flag.Bool("export-unimplemented", false, "GetEventExportChunks/ExportUnstructuredEvents answer Unimplemented")
 		recUnimpl   = flag.Bool("recordings-unimplemented", false, "StreamUnstructuredSessionEvents answers Unimplemented (recordings only through the legacy StreamSessionEvents)")
@@ -106,6 +107,7 @@ func main() {
 		SearchPageDelay:         *pageDelay,
 		NoRecordings:            *noRecs,
 		RecordingEvents:         *recEvents,
+		NoSessions:              *noSessions,
 	}
 	if *verbose {
 		opts.Logf = log.Printf
