@@ -76,8 +76,19 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 	}
 	it.Data = nil
 	k, keyed := keyOf(&it.Pos)
-	plain := keyed && it.Announce == nil && it.Failure == nil && !it.CaughtUp &&
+	mergeable := keyed && !it.CaughtUp &&
 		(it.Pos.Kind == cursor.PosChunk || it.Pos.Kind == cursor.PosSearch || it.Pos.Kind == cursor.PosSession)
+	if mergeable && (it.Announce != nil || it.Failure != nil) {
+		// What an audit event announces (a recording) or records (a failed
+		// login) touches no cursor, and is applied at the same commit as
+		// the event's position: it goes alone, in order with the others,
+		// and the position merges with its chunk's. A backlog announces a
+		// recording every few events; each would otherwise start a new run
+		// of that chunk's positions, twice the items on the Go heap.
+		s.items = append(s.items, record.Item{Announce: it.Announce, Failure: it.Failure})
+		it.Announce, it.Failure = nil, nil
+	}
+	plain := mergeable && it.Announce == nil && it.Failure == nil
 	if plain {
 		if i, ok := s.last[k]; ok {
 			s.items[i].Pos = it.Pos
@@ -95,8 +106,8 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 		}
 		s.last[k] = len(s.items) - 1
 	} else {
-		// Anything else about that cursor (its end, an announcement) keeps
-		// its place: later positions go after it.
+		// Anything else about that cursor (its end) keeps its place:
+		// later positions go after it.
 		delete(s.last, k)
 	}
 }

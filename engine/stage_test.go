@@ -174,3 +174,28 @@ func TestStageBuffersHandedOverOrFreed(t *testing.T) {
 	assert.True(t, sawBig, "the oversized record was handed over")
 	assert.Subset(t, want, got)
 }
+
+// A chunk's positions merge across the recordings its events announce: a
+// stage holds one item per announcement and one position, not a run of
+// positions for every announcement (the Go heap of a backlog that
+// announces a recording every few events).
+func TestStageAnnouncementsDoNotSplitPositions(t *testing.T) {
+	var sg stage
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 100; i++ {
+		it := record.Item{Data: []byte{1}, Time: t0, Pos: cursor.Pos{Kind: cursor.PosChunk, Day: "2026-11-20", Chunk: "c", Cursor: fmt.Sprint(i)}}
+		if i%4 == 0 {
+			it.Announce = &cursor.Announce{SessionID: fmt.Sprintf("s%d", i), At: t0}
+		}
+		sg.add(&it, false)
+	}
+	require.Len(t, sg.items, 25+1)
+	var positions []string
+	for _, it := range sg.items {
+		if it.Pos.Kind != cursor.PosNone {
+			positions = append(positions, it.Pos.Cursor)
+		}
+	}
+	assert.Equal(t, []string{"99"}, positions, "the chunk's latest position, once")
+	assert.Equal(t, 100, sg.count.audit)
+}

@@ -16,6 +16,10 @@ package main
 //	              profile shows the client alone
 //	BENCH_EVERY   how often records are taken (default 5ms; 1s is Fluent Bit's)
 //	BENCH_CALLBACK_BYTES, BENCH_QUEUE_BYTES   for BenchmarkPipeline
+//	BENCH_AS_PLUGIN=1  BenchmarkPipeline as in the plugin: callback buffers
+//	              outside the Go heap (mmap, as the plugin's C.malloc) and
+//	              the plugin's soft memory limit (engine.SoftMemoryLimit)
+//	BENCH_HEAPPROFILE=FILE  a heap profile when half the events are in
 
 import (
 	"bytes"
@@ -23,7 +27,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,8 +136,24 @@ func BenchmarkPipeline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		opts := engine.Options{Log: logging.New(io.Discard, "teleport")}
+		if os.Getenv("BENCH_AS_PLUGIN") != "" {
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(engine.SoftMemoryLimit(cfg)))
+			opts.Alloc = func(n int) []byte {
+				m, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+				if err != nil {
+					panic(err)
+				}
+				return m
+			}
+			opts.Free = func(m []byte) { _ = syscall.Munmap(m[:cap(m)]) }
+		}
+		heapAt := int64(n / 2)
+		if os.Getenv("BENCH_HEAPPROFILE") == "" {
+			heapAt = -1
+		}
 		b.StartTimer()
-		e, err := engine.Start(cfg, engine.Options{Log: logging.New(io.Discard, "teleport")})
+		e, err := engine.Start(cfg, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -144,6 +168,13 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			records += int64(countAudit(buf))
 			e.Handed()
+			if opts.Free != nil {
+				opts.Free(buf) // Fluent Bit copied it into its ring
+			}
+			if heapAt >= 0 && records >= heapAt {
+				heapAt = -1
+				writeHeapProfile(b, os.Getenv("BENCH_HEAPPROFILE"))
+			}
 		}
 		b.StopTimer()
 		if err := e.Stop(); err != nil {
@@ -152,6 +183,18 @@ func BenchmarkPipeline(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func envOr(k, def string) string {
