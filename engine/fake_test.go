@@ -40,11 +40,11 @@ type fakeAuth struct {
 	searches                           []searchCall // every search call, in the order they began
 }
 
-// searchCall is one SearchUnstructuredEvents call: its range, and how many
-// other calls were in progress when it began.
+// searchCall is one SearchUnstructuredEvents call: its range, and when it
+// began and ended.
 type searchCall struct {
-	from, to time.Time
-	others   int
+	from, to   time.Time
+	began, end time.Time
 }
 
 func (f *fakeAuth) UpsertLock(ctx context.Context, l types.Lock) error {
@@ -147,7 +147,8 @@ func (f *fakeAuth) ExportUnstructuredEvents(ctx context.Context, req *auditlogpb
 func (f *fakeAuth) SearchUnstructuredEvents(ctx context.Context, from, to time.Time, ns string, typs []string, limit int, order types.EventOrder, startKey string) ([]*auditlogpb.EventUnstructured, string, error) {
 	f.mu.Lock()
 	f.searchCalls++
-	f.searches = append(f.searches, searchCall{from: from, to: to, others: f.inFlight})
+	call := len(f.searches)
+	f.searches = append(f.searches, searchCall{from: from, to: to, began: time.Now()})
 	f.inFlight++
 	f.maxInFlight = max(f.maxInFlight, f.inFlight)
 	delay := f.searchDelay
@@ -155,6 +156,7 @@ func (f *fakeAuth) SearchUnstructuredEvents(ctx context.Context, from, to time.T
 	defer func() {
 		f.mu.Lock()
 		f.inFlight--
+		f.searches[call].end = time.Now()
 		f.mu.Unlock()
 	}()
 	if delay > 0 {
