@@ -342,36 +342,21 @@ func (s *SearchSource) pages(ctx context.Context, w cursor.Window) <-chan window
 }
 
 // windowPage reads one page of a backlog window, raw where it can
-// (searchRaw), retrying and shrinking like page; it fails only once ctx
-// ends.
-func (s *SearchSource) windowPage(ctx context.Context, f *failures, from, to time.Time, limit *int, key string, sl *slab) ([]pageItem, string, error) {
-	for {
-		frames, next, ok, err := s.searchRaw(ctx, from, to, *limit, key)
+// (searchRaw), retrying like page.
+func (s *SearchSource) windowPage(ctx context.Context, f *failures, from, to time.Time, limit *int, key string, sl *slab) (items []pageItem, next string, err error) {
+	err = s.retryPage(ctx, f, limit, func(l int) error {
+		frames, n, ok, err := s.searchRaw(ctx, from, to, l, key)
 		if !ok {
-			events, next, err := s.page(ctx, f, from, to, limit, key)
-			if err != nil {
-				return nil, "", err
-			}
-			return s.typedItems(events), next, nil
+			var events []*auditlogpb.EventUnstructured
+			events, n, err = s.search(ctx, from, to, l, key)
+			items = s.typedItems(events)
+		} else if err == nil {
+			items, err = s.rawItems(frames, sl)
 		}
-		if err == nil {
-			var items []pageItem
-			if items, err = s.rawItems(frames, sl); err == nil {
-				f.ok()
-				return items, next, nil
-			}
-		}
-		if ctx.Err() != nil {
-			return nil, "", ctx.Err()
-		}
-		if l, ok := s.smaller(err, *limit); ok {
-			*limit = l
-			continue
-		}
-		if err := f.fail(ctx, err); err != nil {
-			return nil, "", err
-		}
-	}
+		next = n
+		return err
+	})
+	return items, next, err
 }
 
 // poll reads from the frontier to now, hands over what it has not handed
@@ -522,25 +507,34 @@ func (s *SearchSource) read(ctx context.Context, from, to time.Time, limit int, 
 	}
 }
 
-// page reads one page, asking again with half of *limit while the response
-// is too large and retrying other failures with f's backoff; it fails only
-// once ctx ends.
-func (s *SearchSource) page(ctx context.Context, f *failures, from, to time.Time, limit *int, key string) ([]*auditlogpb.EventUnstructured, string, error) {
+// page reads one page with search, retrying like retryPage.
+func (s *SearchSource) page(ctx context.Context, f *failures, from, to time.Time, limit *int, key string) (events []*auditlogpb.EventUnstructured, next string, err error) {
+	err = s.retryPage(ctx, f, limit, func(l int) (err error) {
+		events, next, err = s.search(ctx, from, to, l, key)
+		return err
+	})
+	return events, next, err
+}
+
+// retryPage calls read with *limit until it succeeds, asking again with
+// half of *limit while the response is too large and retrying other
+// failures with f's backoff; it fails only once ctx ends.
+func (s *SearchSource) retryPage(ctx context.Context, f *failures, limit *int, read func(limit int) error) error {
 	for {
-		events, next, err := s.search(ctx, from, to, *limit, key)
+		err := read(*limit)
 		if err == nil {
 			f.ok()
-			return events, next, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, "", ctx.Err()
+			return ctx.Err()
 		}
 		if l, ok := s.smaller(err, *limit); ok {
 			*limit = l
 			continue
 		}
 		if err := f.fail(ctx, err); err != nil {
-			return nil, "", err
+			return err
 		}
 	}
 }
