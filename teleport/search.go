@@ -304,8 +304,8 @@ type windowPage struct {
 }
 
 // pages reads a window's pages one after another from its position, one
-// page ahead of the caller: the next page is on its way while this one is
-// encoded and queued (each call costs the server a read of the window's
+// page ahead of the caller: the next page is on its way while this one's
+// records are queued (each call costs the server a read of the window's
 // days, so the wait for it is the window's pace). The channel closes after
 // the last page, or after a page with ctx's error.
 func (s *SearchSource) pages(ctx context.Context, w cursor.Window) <-chan windowPage {

@@ -21,10 +21,9 @@ import (
 // last key of the one before. teleport/api's SearchUnstructuredEvents
 // decodes a whole page into structpb values (~11 µs an event) before it
 // returns that key, so the decoding sits between every two calls. On a
-// teleport/api client the backlog reads the response raw instead: it is
-// split into its events' wire bytes, the next call goes out, and the
-// events are transcoded (record.AppendWire, as the bulk export) while it
-// is on its way.
+// teleport/api client the backlog reads the response raw instead and
+// transcodes each event's wire bytes straight into its record
+// (record.AppendWire, as the bulk export): a few ms a page instead of ~25.
 
 // searchRaw is one GetUnstructuredEvents call as client.SearchUnstructuredEvents
 // makes it, its events kept in their wire encoding. ok is false when the
