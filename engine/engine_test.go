@@ -1,12 +1,10 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/internal/testlog"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 )
 
@@ -49,27 +48,9 @@ type harness struct {
 	t    *testing.T
 	auth *fakeAuth
 	cfg  *conf.Config
-	log  syncBuffer
+	log  testlog.Buffer
 	now  time.Time // the fake clock's reading at creation; it then advances
 	born time.Time
-}
-
-// syncBuffer is a log the test reads while the engine's goroutines write it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newHarness(t *testing.T) *harness {

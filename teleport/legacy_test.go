@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/internal/testlog"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/teleportd"
@@ -216,7 +216,7 @@ func TestLegacyMatchesUnstructuredOnGenerated(t *testing.T) {
 // asked again on that connection.
 func TestLegacySwitchIsLoggedOncePerConnection(t *testing.T) {
 	s, clt := standIn(t)
-	var buf syncBuffer
+	var buf testlog.Buffer
 	log := logging.New(&buf, "teleport")
 	s.SetRecordingsUnimplemented(true)
 	compat := &Compat{Log: log}
@@ -239,23 +239,6 @@ func TestLegacySwitchIsLoggedOncePerConnection(t *testing.T) {
 	assert.Equal(t, int64(3), s.Stats().StreamSessionEvents)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // unimplementedRecordings is a server without any recording RPC the
 // source can use (no legacy API either).
 type unimplementedRecordings struct{}
@@ -270,7 +253,7 @@ func (unimplementedRecordings) StreamUnstructuredSessionEvents(context.Context, 
 // often it comes, the recording is neither counted as failing nor given up,
 // and it is exported once a server answers.
 func TestUnimplementedNeverGivesARecordingUp(t *testing.T) {
-	var buf syncBuffer
+	var buf testlog.Buffer
 	s := &SessionSource{API: unimplementedRecordings{}, Concurrency: 1, Log: logging.New(&buf, "teleport"), Now: time.Now,
 		MaxAttempts: 1, GiveUpAfter: time.Nanosecond, RetryInterval: time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -309,7 +309,7 @@ type windowPage struct {
 // days, so the wait for it is the window's pace). The channel closes after
 // the last page, or after a page with ctx's error.
 func (s *SearchSource) pages(ctx context.Context, w cursor.Window) <-chan windowPage {
-	out := make(chan windowPage, 1)
+	out := make(chan windowPage) // unbuffered: one page read ahead, no more
 	go func() {
 		defer close(out)
 		f := newFailures(s.Log, "searching events from "+w.Start.Format(time.RFC3339), s.Metrics, metrics.ErrSearch)
