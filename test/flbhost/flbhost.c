@@ -1056,6 +1056,13 @@ static void handle_callback(struct flb_input_instance *in)
         return;
     }
     in->c.nonempty++;
+    if (in->paused) {
+        /* Fluent Bit takes them (the collector of a paused input may run,
+         * see proxy_collector), but they wait in the ring while the input
+         * is paused and are discarded at exit */
+        hlog(L_WARN, "[input:%s:%s] callback handed over %zu bytes while "
+             "paused", in->plugin_name, in->name, len);
+    }
 
     validate_buffer(data, len, &valid, &invalid, &why);
     if (invalid) {
