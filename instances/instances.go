@@ -149,6 +149,10 @@ func (r *Registry) Remove(in *Instance) {
 			break
 		}
 	}
+	if len(r.list) == 0 {
+		// A hot reload starts the inputs again: number them from 1.
+		r.ordinal, r.exiting = 0, false
+	}
 	r.changedLocked()
 }
 

@@ -107,6 +107,14 @@ func TestRouting(t *testing.T) {
 	assert.Nil(t, r.ByContext(prod.ID))
 	again, _ := admit(t, r, Admission{Thread: 30, CtxABI: true, Name: "prod", Storage: "/s/prod"})
 	assert.NotEqual(t, prod.ID, again.ID, "a context is never reused")
+	assert.Equal(t, 3, again.Ordinal)
+
+	// Every input exited (a hot reload): numbered from 1 again.
+	r.Remove(staging)
+	r.Remove(again)
+	reloaded, _ := admit(t, r, Admission{Thread: 40, CtxABI: true, Name: "prod", Storage: "/s/prod"})
+	assert.Equal(t, 1, reloaded.Ordinal)
+	assert.NotContains(t, []uintptr{prod.ID, staging.ID, again.ID}, reloaded.ID)
 }
 
 // A pause on one input's thread pauses that input only; a pause from a

@@ -257,3 +257,26 @@ func TestOneInputOnFluentBit40(t *testing.T) {
 	assert.Contains(t, h.Log(), "(ABI 4.0;")
 	exactlyOnce(t, want, r.ingested())
 }
+
+// exit_on_last_event on two inputs: Fluent Bit is asked to stop only once
+// both have drained, though the small backlog drains long before the big
+// one (given small callbacks).
+func TestExitOnLastEventWaitsForEveryInput(t *testing.T) {
+	prod := newRig(t, teleportd.Options{})
+	staging := newRig(t, teleportd.Options{})
+	prod.generate(300, 24*time.Hour, 901)
+	staging.generate(6000, 24*time.Hour, 902)
+	ingest := filepath.Join(t.TempDir(), "ingest")
+	ins := []input{
+		{name: "prod", rig: prod, props: prod.props("exit_on_last_event=on")},
+		{name: "staging", rig: staging, props: staging.props("exit_on_last_event=on", "callback_bytes=64K")},
+	}
+	h := multiHost(t, ingest, ins, flbhost.Options{})
+	code, err := h.WaitTimeout(120 * time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, 0, code, "Fluent Bit stopped by itself")
+	assert.Contains(t, h.Log(), "[input:teleport:prod] exit_on_last_event: this input is drained; Fluent Bit is asked to stop once the other 1 teleport input(s) are too")
+	for _, in := range ins {
+		exactlyOnce(t, in.rig.expected(nil), uids(t, ingest+"."+in.name))
+	}
+}
