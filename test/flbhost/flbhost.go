@@ -362,9 +362,10 @@ func (h *Host) WaitReady(timeout time.Duration) error {
 	return h.WaitLog(ReadyLine, 1, timeout)
 }
 
-// Pause sends SIGUSR1 and waits until every instance acknowledged it
-// (FLBPluginInputPause was called on its input thread, or it was already
-// paused). It must not be used concurrently with Resume.
+// Pause sends SIGUSR1 and waits until every instance (the SignalInput one
+// only, when set) acknowledged it (FLBPluginInputPause was called on its
+// input thread, or it was already paused). It must not be used concurrently
+// with Resume.
 func (h *Host) Pause() error {
 	return h.signalAck(syscall.SIGUSR1, PausedLine)
 }
