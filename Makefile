@@ -56,7 +56,8 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
 
 ## docs-check: every relative link and anchor in the Markdown files leads
-## somewhere, every docs/ page is in the README's index, and
+## somewhere, every docs/ page is in the README's index, the teleport inputs
+## and TOML files in the examples use only keys the plugin reads, and
 ## docs/configuration.md has a row for every key conf/ accepts (names, type,
 ## default, bounds); `go test ./...` (make test) runs the same tests
 docs-check:

@@ -13,6 +13,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 )
 
 // root is the repository, seen from this package's directory.
@@ -315,4 +318,151 @@ func TestCheckerFindsBrokenLinks(t *testing.T) {
 		"deploy/x.yaml:1 docs/gone.md",
 		"conf/x.go:1 ../docs/a.md#missing-anchor",
 	}, got)
+}
+
+// fencedBlocks returns the fenced code blocks of a Markdown text whose info
+// string is lang, with the line each starts on.
+func fencedBlocks(text, lang string) (blocks []string, lines []int) {
+	var cur []string
+	in, start := false, 0
+	for i, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case !in && trimmed == "```"+lang:
+			in, cur, start = true, nil, i+1
+		case in && trimmed == "```":
+			in = false
+			blocks, lines = append(blocks, strings.Join(cur, "\n")), append(lines, start)
+		case in:
+			cur = append(cur, line)
+		}
+	}
+	return blocks, lines
+}
+
+// fluentBitInputKeys are properties Fluent Bit itself reads on any input;
+// besides these, any key with a dot (storage.type, thread.ring_buffer...)
+// is Fluent Bit's.
+var fluentBitInputKeys = map[string]bool{
+	"name": true, "tag": true, "alias": true, "log_level": true, "mem_buf_limit": true, "threaded": true,
+}
+
+// teleportInputs returns the property names of every teleport input in a
+// classic (ini) or YAML Fluent Bit configuration block.
+func teleportInputs(t *testing.T, block, lang string) [][]string {
+	var out [][]string
+	switch lang {
+	case "ini":
+		var keys []string
+		isTeleport, inInput := false, false
+		flush := func() {
+			if inInput && isTeleport {
+				out = append(out, keys)
+			}
+			keys, isTeleport = nil, false
+		}
+		for _, line := range strings.Split(block, "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 0 || strings.HasPrefix(f[0], "#") || f[0] == "...":
+			case strings.HasPrefix(f[0], "["):
+				flush()
+				inInput = strings.EqualFold(f[0], "[INPUT]")
+			case inInput:
+				k := strings.ToLower(f[0])
+				keys = append(keys, k)
+				if k == "name" && len(f) > 1 && f[1] == "teleport" {
+					isTeleport = true
+				}
+			}
+		}
+		flush()
+	case "yaml":
+		if !strings.Contains(block, "pipeline:") {
+			return nil // not a Fluent Bit configuration (a Teleport role, prometheus.yml)
+		}
+		var doc struct {
+			Pipeline struct {
+				Inputs []map[string]any `yaml:"inputs"`
+			} `yaml:"pipeline"`
+		}
+		if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
+			t.Errorf("a yaml block does not parse: %v", err)
+			return nil
+		}
+		for _, in := range doc.Pipeline.Inputs {
+			if in["name"] != "teleport" {
+				continue
+			}
+			var keys []string
+			for k := range in {
+				keys = append(keys, strings.ToLower(k))
+			}
+			out = append(out, keys)
+		}
+	}
+	return out
+}
+
+// pages are the user documentation: the README and docs/.
+func pages(t *testing.T) []string {
+	p, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	require.NoError(t, err)
+	return append([]string{filepath.Join(root, "README.md")}, p...)
+}
+
+// Every teleport input in the documentation's Fluent Bit examples uses only
+// properties the plugin reads: a renamed or misspelled key in an example
+// fails here.
+func TestExamplesUseRealProperties(t *testing.T) {
+	known := map[string]bool{}
+	for _, p := range conf.Properties {
+		known[p] = true
+	}
+	n := 0
+	for _, page := range pages(t) {
+		data, err := os.ReadFile(page)
+		require.NoError(t, err)
+		for _, lang := range []string{"ini", "yaml"} {
+			blocks, lines := fencedBlocks(string(data), lang)
+			for i, b := range blocks {
+				for _, keys := range teleportInputs(t, b, lang) {
+					n++
+					for _, k := range keys {
+						if !known[k] && !fluentBitInputKeys[k] && !strings.Contains(k, ".") {
+							t.Errorf("%s: the %s block at line %d gives the teleport input %q, which is not a property the plugin reads", page, lang, lines[i], k)
+						}
+					}
+				}
+			}
+		}
+	}
+	assert.Positive(t, n, "no teleport input found in the examples: is the block parser broken?")
+}
+
+// Every TOML example loads with the plugin's own loader. A snippet may
+// leave out required keys, but every key in it must be known and its value
+// valid.
+func TestTOMLExamplesLoad(t *testing.T) {
+	n := 0
+	for _, page := range pages(t) {
+		data, err := os.ReadFile(page)
+		require.NoError(t, err)
+		blocks, lines := fencedBlocks(string(data), "toml")
+		for i, b := range blocks {
+			n++
+			path := filepath.Join(t.TempDir(), "example.toml")
+			require.NoError(t, os.WriteFile(path, []byte(b), 0o600))
+			_, _, err := conf.Load(func(k string) string {
+				if k == "config" {
+					return path
+				}
+				return ""
+			}, nil)
+			if err != nil && !strings.HasPrefix(err.Error(), "no ") {
+				t.Errorf("%s: the toml block at line %d does not load: %v", page, lines[i], err)
+			}
+		}
+	}
+	assert.Positive(t, n, "no toml example found")
 }
