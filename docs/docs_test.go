@@ -3,12 +3,14 @@ package docs
 import (
 	"fmt"
 	"io/fs"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/stretchr/testify/assert"
@@ -16,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/metrics"
 )
 
 // root is the repository, seen from this package's directory.
@@ -465,4 +468,37 @@ func TestTOMLExamplesLoad(t *testing.T) {
 		}
 	}
 	assert.Positive(t, n, "no toml example found")
+}
+
+// The metrics table in operating.md has a row for every metric the plugin
+// serves, with its type, and names every kind of error counted.
+func TestMetricsTableListsEveryMetric(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "docs", "operating.md"))
+	require.NoError(t, err)
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := regexp.MustCompile("^\\|\\s*`(teleport_fluent_bit_[a-z_]+)").FindStringSubmatch(line); m != nil {
+			rows[m[1]] = line
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	metrics.New(time.Now).Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.Equal(t, 200, rec.Code)
+	n := 0
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		// promhttp adds its own promhttp_metric_handler_errors_total, named
+		// in the text above the table.
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" && strings.HasPrefix(f[2], "teleport_fluent_bit_") {
+			n++
+			row, ok := rows[f[2]]
+			if assert.True(t, ok, "docs/operating.md: no row for the metric %s", f[2]) {
+				assert.Contains(t, row, "| "+f[3]+" |", "docs/operating.md: the row of %s must give its type %s", f[2], f[3])
+			}
+		}
+		if m := regexp.MustCompile(`^(teleport_fluent_bit_errors_total)\{kind="([a-z_]+)"\}`).FindStringSubmatch(line); m != nil {
+			assert.Contains(t, rows[m[1]], "`"+m[2]+"`", "docs/operating.md: the errors_total row must name the kind %s", m[2])
+		}
+	}
+	assert.Positive(t, n, "no metric served")
 }
