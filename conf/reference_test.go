@@ -20,20 +20,22 @@ var referencePath = filepath.Join("..", "docs", "configuration.md")
 
 // referenceRows returns the rows of the reference's key tables by the
 // property in their first cell: a table row whose first cell starts with a
-// code span.
-func referenceRows(t *testing.T, doc string) map[string]string {
-	t.Helper()
+// code span. A property with two rows is a problem.
+func referenceRows(doc string) (map[string]string, []string) {
 	first := regexp.MustCompile("^\\|\\s*`([^`]+)`")
 	rows := map[string]string{}
+	var problems []string
 	for _, line := range strings.Split(doc, "\n") {
 		m := first.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}
-		require.NotContains(t, rows, m[1], "%s: two rows for %s", referencePath, m[1])
+		if _, dup := rows[m[1]]; dup {
+			problems = append(problems, fmt.Sprintf("two rows for %s", m[1]))
+		}
 		rows[m[1]] = line
 	}
-	return rows
+	return rows, problems
 }
 
 // shortDuration writes d the way the reference does: 24h, 5m, 1m30s, 500ms.
@@ -107,34 +109,42 @@ func boundText(d *keyDef) string {
 	return ""
 }
 
-func TestReferenceDocumentsEveryKey(t *testing.T) {
-	data, err := os.ReadFile(referencePath)
-	require.NoError(t, err)
-	doc := string(data)
-	rows := referenceRows(t, doc)
+// referenceProblems lists what the reference doc lacks or holds too much
+// of, measured against conf's own tables (keyDefs, the config key, the
+// ignored Event Handler settings).
+func referenceProblems(doc string) []string {
+	rows, problems := referenceRows(doc)
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	for i := range keyDefs {
 		d := &keyDefs[i]
 		row, ok := rows[d.prop]
-		if !assert.True(t, ok, "%s: no table row for the key %s (a row starting with | `%s` |)", referencePath, d.prop, d.prop) {
+		if !ok {
+			add("no table row for the key %s (a row starting with | `%s` |)", d.prop, d.prop)
 			continue
 		}
 		names := append(append(append([]string{}, d.propAliases...), d.env...), d.toml...)
 		for _, n := range names {
-			assert.Contains(t, row, "`"+n+"`", "%s: the row of %s must name %s", referencePath, d.prop, n)
+			if !strings.Contains(row, "`"+n+"`") {
+				add("the row of %s must name %s", d.prop, n)
+			}
 		}
-		assert.Contains(t, row, kindWord[d.kind], "%s: the row of %s must give its type", referencePath, d.prop)
-		if def := defaultText(d); def != "" {
-			assert.Contains(t, row, "`"+def+"`", "%s: the row of %s must give its default", referencePath, d.prop)
+		if !strings.Contains(row, kindWord[d.kind]) {
+			add("the row of %s must give its type (%s)", d.prop, kindWord[d.kind])
 		}
-		if b := boundText(d); b != "" {
-			assert.Contains(t, row, b, "%s: the row of %s must give its bound", referencePath, d.prop)
+		if def := defaultText(d); def != "" && !strings.Contains(row, "`"+def+"`") {
+			add("the row of %s must give its default `%s`", d.prop, def)
+		}
+		if b := boundText(d); b != "" && !strings.Contains(row, b) {
+			add("the row of %s must give its bound (%s)", d.prop, b)
 		}
 	}
 
 	// The file is named by a property and a variable only.
-	if row, ok := rows[configProp]; assert.True(t, ok, "%s: no row for %s", referencePath, configProp) {
-		assert.Contains(t, row, "`"+configEnv+"`")
+	if row, ok := rows[configProp]; !ok {
+		add("no table row for the key %s", configProp)
+	} else if !strings.Contains(row, "`"+configEnv+"`") {
+		add("the row of %s must name %s", configProp, configEnv)
 	}
 
 	// Every row is a key the plugin reads: none is left behind.
@@ -143,18 +153,65 @@ func TestReferenceDocumentsEveryKey(t *testing.T) {
 		known[p] = true
 	}
 	for prop := range rows {
-		assert.True(t, known[prop], "%s: a row for %s, which is not a property the plugin reads", referencePath, prop)
+		if !known[prop] {
+			add("a row for %s, which is not a property the plugin reads", prop)
+		}
 	}
 
 	// What is accepted and ignored is said too.
 	for _, n := range ignoredEnv {
-		assert.Contains(t, doc, "`"+n+"`", "%s: the ignored variable %s", referencePath, n)
+		if !strings.Contains(doc, "`"+n+"`") {
+			add("the ignored variable %s is not named", n)
+		}
 	}
-	assert.Contains(t, doc, "`["+fluentdTable+"]`")
+	if !strings.Contains(doc, "`["+fluentdTable+"]`") {
+		add("the ignored table [%s] is not named", fluentdTable)
+	}
 	for _, k := range fluentdKeys {
-		assert.Contains(t, doc, "`"+k+"`", "%s: the ignored key %s.%s", referencePath, fluentdTable, k)
+		if !strings.Contains(doc, "`"+k+"`") {
+			add("the ignored key %s.%s is not named", fluentdTable, k)
+		}
 	}
-	assert.Contains(t, doc, "`"+namespaceKey+"`")
+	if !strings.Contains(doc, "`"+namespaceKey+"`") {
+		add("the TOML key %s is not named", namespaceKey)
+	}
+	return problems
+}
+
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile(referencePath)
+	require.NoError(t, err)
+	for _, p := range referenceProblems(string(data)) {
+		t.Errorf("%s: %s", referencePath, p)
+	}
+}
+
+// The check finds a key taken out of the reference, a wrong default, a
+// missing alias and a row for a key that does not exist.
+func TestReferenceCheckFindsWhatIsMissing(t *testing.T) {
+	data, err := os.ReadFile(referencePath)
+	require.NoError(t, err)
+	doc := string(data)
+	var kept []string
+	for _, line := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(line, "| `queue_bytes`") {
+			kept = append(kept, line)
+		}
+	}
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"row removed", strings.Join(kept, "\n"), "no table row for the key queue_bytes (a row starting with | `queue_bytes` |)"},
+		{"default changed", strings.Replace(doc, "| `48h` |", "| `24h` |", 1), "the row of session_give_up_after must give its default `48h`"},
+		{"variable left out", strings.Replace(doc, ", `FDFWD_LOCKING_PERIOD`", "", 1), "the row of lock_period must name FDFWD_LOCKING_PERIOD"},
+		{"bound changed", strings.Replace(doc, "1 to 256", "1 to 255", 1), "the row of concurrency must give its bound (1 to 256)"},
+		{"row for no key", doc + "\n| `bogus_key` | x |\n", "a row for bogus_key, which is not a property the plugin reads"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NotEqual(t, doc, tc.doc, "the change must apply to the reference")
+			assert.Equal(t, []string{tc.want}, referenceProblems(tc.doc))
+		})
+	}
 }
 
 func TestReferenceTextHelpers(t *testing.T) {
