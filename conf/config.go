@@ -57,7 +57,7 @@ type Config struct {
 	// CommitDelay is how long (while the input is not paused) a callback's
 	// records stay uncommitted after Fluent Bit took them: Fluent Bit copies
 	// them into the input thread's ring buffer and puts them into a chunk
-	// only on a later 250 ms timer (see the README's cursor section).
+	// only on a later 250 ms timer (see docs/design.md#when-the-cursor-moves).
 	CommitDelay time.Duration // commit_delay
 
 	// ConfigFile is the TOML file read (config / FDFWD_CONFIG), as named;

@@ -544,7 +544,7 @@ func TestEventHandlerEnvNotice(t *testing.T) {
 		"FDFWD_FLUENTD_URL": "https://f:8888/test.log", "FDWRD_FLUENTD_CA": "/ca",
 	})
 	require.Len(t, notices, 1)
-	assert.Equal(t, "environment FDFWD_FLUENTD_URL, FDWRD_FLUENTD_CA are ignored: Fluent Bit's outputs deliver the records (see the README)", notices[0])
+	assert.Equal(t, "environment FDFWD_FLUENTD_URL, FDWRD_FLUENTD_CA are ignored: Fluent Bit's outputs deliver the records (see docs/configuration.md)", notices[0])
 }
 
 func TestPropertiesAndMisspellings(t *testing.T) {

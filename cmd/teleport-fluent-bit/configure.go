@@ -116,7 +116,7 @@ func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
 }
 
 // defaultPlugin is in_teleport.so next to this executable when it is there
-// (make build puts both in build/), else the README's install location.
+// (make build puts both in build/), else the install location of README.md.
 func defaultPlugin() string {
 	if exe, err := os.Executable(); err == nil {
 		if exe, err = filepath.EvalSymlinks(exe); err == nil {

@@ -75,7 +75,7 @@ type Options struct {
 	// ExtraInstances adds one more "-i Name" per element, with its props.
 	ExtraInstances [][][2]string
 	// Ingest is the file every chunked buffer is appended to (optional):
-	// what Fluent Bit would deliver (see the README: ring buffer, chunks).
+	// what Fluent Bit would deliver (see ../../docs/design.md#when-the-cursor-moves).
 	Ingest string
 	// IntervalMS is the collector period; 0 means the host default (1000).
 	IntervalMS int
