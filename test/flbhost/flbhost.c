@@ -27,12 +27,21 @@
  * What is still in the ring at exit is discarded
  * (flb_input_chunk_ring_buffer_cleanup), and lost by SIGKILL.
  *
+ * Chunks (src/flb_input_chunk.c input_chunk_append_raw, input_chunk_get;
+ * src/flb_engine_dispatch.c): a ring entry, one whole callback, is one
+ * append to the open chunk, never split; a chunk over 2,048,000 bytes
+ * (FLB_INPUT_CHUNK_FS_MAX_SIZE) is locked and the next entry opens a new
+ * one; every flush sends each chunk to the output as one unit. With
+ * --out-max-bytes the output's receiver refuses a chunk over that size like
+ * in_forward's Buffer_Max_Size: dropped, or with --out-ack retried forever.
+ *
  * Build:
  *   gcc -O2 -Wall -Wextra -o build/flbhost test/flbhost/flbhost.c -ldl -lpthread
  *
  * Usage:
  *   flbhost -e /abs/plugin.so -i teleport -p key=value ... [-i teleport -p ...]
  *           [--ingest FILE] [--ingest-times FILE] [--interval-ms N]
+ *           [--flush-ms N] [--out-max-bytes N] [--out-ack]
  *           [--grace S] [--no-cleanup] [--max-seconds S] [--quiet] [--verbose]
  *
  * --ingest-times FILE appends one line per ingested (non-empty) callback:
