@@ -28,8 +28,10 @@ type receiverLimit struct {
 }
 
 // receiverLimits are the defaults that a larger callback_bytes can exceed.
+// Fluent Bit's sizes count in thousands (flb_utils_size_to_bytes: 4M is
+// 4,000,000 bytes).
 var receiverLimits = []receiverLimit{
-	{"Fluent Bit in_http's buffer_max_size (4M)", 4 << 20},
+	{"Fluent Bit in_http's buffer_max_size (4M: 4,000,000 bytes)", 4000000},
 	{"Fluent Bit in_forward's Buffer_Max_Size (6,144,000 bytes)", 6144000},
 }
 

@@ -27,14 +27,14 @@ func TestChunkNote(t *testing.T) {
 	}{
 		{name: "default says nothing", callback: DefaultCallbackBytes},
 		{name: "smaller says nothing", callback: 256 << 10},
-		{name: "2M fits every receiver default", callback: 2 << 20,
-			want:    []string{"callback_bytes 2MiB", "4,145,152 bytes", "2,048,000", "default 1000KiB"},
+		{name: "1500K fits every receiver default", callback: 1500 << 10,
+			want:    []string{"callback_bytes 1500KiB", "3,584,000 bytes", "2,048,000", "default 1000KiB"},
 			notWant: []string{"more than"}},
-		{name: "3M is over in_http's", callback: 3 << 20, warn: true,
-			want:    []string{"5,193,728 bytes", "more than Fluent Bit in_http's buffer_max_size (4M) take"},
+		{name: "2M is over in_http's", callback: 2 << 20, warn: true,
+			want:    []string{"4,145,152 bytes", "more than Fluent Bit in_http's buffer_max_size (4M: 4,000,000 bytes) take"},
 			notWant: []string{"in_forward"}},
 		{name: "16M is over in_forward's", callback: 16 << 20, warn: true,
-			want: []string{"callback_bytes 16MiB", "18,825,216 bytes", "in_http's buffer_max_size (4M) and Fluent Bit in_forward's Buffer_Max_Size (6,144,000 bytes)", "raise the receiver's limit"}},
+			want: []string{"callback_bytes 16MiB", "18,825,216 bytes", "in_http's buffer_max_size (4M: 4,000,000 bytes) and Fluent Bit in_forward's Buffer_Max_Size (6,144,000 bytes)", "raise the receiver's limit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			note, warn := ChunkNote(tc.callback)
