@@ -32,7 +32,7 @@ type receiverLimit struct {
 // 4,000,000 bytes).
 var receiverLimits = []receiverLimit{
 	{"Fluent Bit in_http's buffer_max_size (4M: 4,000,000 bytes)", 4000000},
-	{"Fluent Bit in_forward's Buffer_Max_Size (6,144,000 bytes)", 6144000},
+	{"in_forward's Buffer_Max_Size (6,144,000 bytes)", 6144000},
 }
 
 // LargestChunk is the largest chunk Fluent Bit can make of callbacks of at
@@ -54,12 +54,13 @@ func ChunkNote(callbackBytes int) (note string, warn bool) {
 			over = append(over, r.name)
 		}
 	}
-	note = fmt.Sprintf("callback_bytes %s: Fluent Bit puts each callback into one chunk and outputs send a chunk whole (forward: one message, http: one request), so a chunk can reach %s bytes (%s, where Fluent Bit stops filling a chunk, plus one callback); the default %s keeps chunks at Fluent Bit's usual 2 MB",
-		formatSize(int64(callbackBytes)), thousands(largest), thousands(FluentBitChunkBytes), formatSize(DefaultCallbackBytes))
+	note = fmt.Sprintf("callback_bytes %s: a chunk can reach %s bytes (Fluent Bit puts each callback whole into one chunk and fills a chunk until it is over %s bytes; outputs send a chunk as one forward message or http request)",
+		formatSize(int64(callbackBytes)), thousands(largest), thousands(FluentBitChunkBytes))
 	if len(over) == 0 {
-		return note, false
+		return note + fmt.Sprintf("; the default %s keeps chunks at Fluent Bit's usual 2 MB", formatSize(DefaultCallbackBytes)), false
 	}
-	return note + "; that is more than " + strings.Join(over, " and ") + " take: raise the receiver's limit to at least that, or lower callback_bytes", true
+	return note + fmt.Sprintf("; that is more than %s take: raise the receiver's limit to at least that, or keep callback_bytes at its default %s (chunks of Fluent Bit's usual 2 MB)",
+		strings.Join(over, " and "), formatSize(DefaultCallbackBytes)), true
 }
 
 // thousands writes n with comma separators.

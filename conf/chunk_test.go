@@ -34,7 +34,7 @@ func TestChunkNote(t *testing.T) {
 			want:    []string{"4,145,152 bytes", "more than Fluent Bit in_http's buffer_max_size (4M: 4,000,000 bytes) take"},
 			notWant: []string{"in_forward"}},
 		{name: "16M is over in_forward's", callback: 16 << 20, warn: true,
-			want: []string{"callback_bytes 16MiB", "18,825,216 bytes", "in_http's buffer_max_size (4M: 4,000,000 bytes) and Fluent Bit in_forward's Buffer_Max_Size (6,144,000 bytes)", "raise the receiver's limit"}},
+			want: []string{"callback_bytes 16MiB", "18,825,216 bytes", "in_http's buffer_max_size (4M: 4,000,000 bytes) and in_forward's Buffer_Max_Size (6,144,000 bytes) take", "raise the receiver's limit", "default 1000KiB"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			note, warn := ChunkNote(tc.callback)

@@ -82,7 +82,7 @@ func TestForwardReceiverTakesEveryChunk(t *testing.T) {
 			} else {
 				assert.Equal(t, int64(len(missing)), s["out_dropped_records"])
 			}
-			assert.Contains(t, h.Log(), "[ warn] [input:teleport] callback_bytes 16MiB: Fluent Bit puts each callback into one chunk")
+			assert.Contains(t, h.Log(), "[ warn] [input:teleport] callback_bytes 16MiB: a chunk can reach 18,825,216 bytes")
 			assert.Contains(t, h.Log(), "in_forward's Buffer_Max_Size (6,144,000 bytes)")
 		})
 	}
