@@ -40,10 +40,10 @@ func TestCallbackGoesWholeIntoOneChunk(t *testing.T) {
 		callbacks int // per chunk
 	}{
 		// ~3 MB a callback: each locks its chunk at once.
-		{name: "a callback over the lock size is a chunk of its own", records: "34000", interval: 200, flush: 10000, callbacks: 1},
+		{name: "a callback over the lock size is a chunk of its own", records: "34000", interval: 200, flush: 60000, callbacks: 1},
 		// ~720 KB a callback, no flush meanwhile: the third takes a chunk
 		// over 2,048,000 bytes and locks it.
-		{name: "callbacks fill a chunk until it is over the lock size", records: "8000", interval: 50, flush: 10000, callbacks: 3},
+		{name: "callbacks fill a chunk until it is over the lock size", records: "8000", interval: 50, flush: 60000, callbacks: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
