@@ -90,6 +90,11 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 	for _, n := range notices {
 		log.Infof("%s", n)
 	}
+	if note, warn := conf.ChunkNote(cfg.CallbackBytes); warn {
+		log.Warnf("%s", note)
+	} else if note != "" {
+		log.Infof("%s", note)
+	}
 	e, err := engine.Start(cfg, engine.Options{
 		Log:   log,
 		Alloc: cAlloc,

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -703,4 +704,19 @@ func foreignCA(t *testing.T) *x509.Certificate {
 	c, err := x509.ParseCertificate(foreignClientCert(t).Certificate[0])
 	require.NoError(t, err)
 	return c
+}
+
+// The note for a Fluent Bit receiving instead of Fluentd states the
+// in_forward buffer that takes the plugin's largest chunk with the
+// default callback_bytes, and what to set with a larger one.
+func TestReceiverBufferNote(t *testing.T) {
+	dir, _ := configured(t)
+	largest := conf.LargestChunk(conf.DefaultCallbackBytes)
+	require.Less(t, largest, 6144000, "in_forward's default Buffer_Max_Size takes it")
+	want := fmt.Sprintf("%d,%03d,%03d bytes", largest/1000000, largest/1000%1000, largest%1000)
+	for _, f := range []string{FluentBitConf, FluentBitYAML} {
+		text := strings.Join(strings.Fields(strings.ReplaceAll(string(read(t, dir, f)), "#", "")), " ")
+		assert.Contains(t, text, "at most "+want+" with the plugin's default callback_bytes (1000K)", f)
+		assert.Regexp(t, `(?i)set buffer_max_size to at least 2,048,000 bytes plus callback_bytes`, text, f)
+	}
 }

@@ -231,7 +231,10 @@ pipeline:
 # A Fluent Bit receiving instead of Fluentd (in_forward with tls.crt_file
 # server.crt) requires this client certificate only from 5.0 on, with
 # tls.verify_client_cert on and tls.ca_file ca.crt; older releases let in a
-# client that offers none.
+# client that offers none. Its default Buffer_Max_Size (6,144,000 bytes)
+# takes every chunk: at most 3,072,000 bytes with the plugin's default
+# callback_bytes (1000K); with a larger callback_bytes set Buffer_Max_Size
+# to at least 2,048,000 bytes plus callback_bytes.
 {{- end}}
 
 {{define "vhost-comment-yaml"}}
@@ -244,7 +247,10 @@ pipeline:
     # A Fluent Bit receiving instead of Fluentd (in_forward with tls.crt_file
     # server.crt) requires this client certificate only from 5.0 on, with
     # tls.verify_client_cert on and tls.ca_file ca.crt; older releases let in
-    # a client that offers none.
+    # a client that offers none. Its default buffer_max_size (6,144,000
+    # bytes) takes every chunk: at most 3,072,000 bytes with the plugin's
+    # default callback_bytes (1000K); with a larger callback_bytes set
+    # buffer_max_size to at least 2,048,000 bytes plus callback_bytes.
 {{- end}}
 
 {{define "tls"}}  <transport tls>

@@ -118,12 +118,16 @@ func TestCheckConfigFile(t *testing.T) {
 	assert.Contains(t, out, "warning: lock_enabled: lock rights not verified (no lock is placed to test them; reading the identity's roles failed: ")
 	assert.Contains(t, out, "the role needs resources ['lock'] with verbs ['create', 'update']")
 	assert.Empty(t, s.auth.Locks(), "check placed no lock")
+	assert.NotContains(t, out, "callback_bytes", "nothing to say about the default")
 
 	// Properties override the file, as in Fluent Bit.
-	out, _, err = cli(t, "check", "--config", toml, "-p", "storage_dir="+filepath.Join(s.dir, "elsewhere"), "-p", "lock_enabled=off")
+	out, _, err = cli(t, "check", "--config", toml, "-p", "storage_dir="+filepath.Join(s.dir, "elsewhere"), "-p", "lock_enabled=off", "-p", "callback_bytes=16M")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "storage_dir "+filepath.Join(s.dir, "elsewhere"))
 	assert.NotContains(t, out, "lock_enabled")
+	// A callback_bytes over what Fluent Bit's receivers take by default:
+	// said, not refused.
+	assert.Contains(t, out, "warning: callback_bytes 16MiB: a chunk can reach 18,825,216 bytes")
 }
 
 func TestCheckWrongAddress(t *testing.T) {
