@@ -163,7 +163,11 @@ func moveCursor(stdout io.Writer, dir, sub string, yes bool, change func(*cursor
 		return fmt.Errorf("cursor %s: %v", sub, err)
 	}
 	start := st.StartTime.Format(time.RFC3339Nano)
-	fmt.Fprintf(stdout, "saved: the next run exports events from %s on.\n", start)
+	if sub == "import-event-handler" {
+		fmt.Fprintf(stdout, "saved: the next run resumes where the Event Handler stopped; do not start the Event Handler again on its storage.\n")
+	} else {
+		fmt.Fprintf(stdout, "saved: the next run exports events from %s on.\n", start)
+	}
 	fmt.Fprintf(stdout, "note: a start_time in the plugin's configuration must now be %s or unset (another one is refused at start).\n", start)
 	return nil
 }
