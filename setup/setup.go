@@ -115,6 +115,9 @@ type Options struct {
 	// paths are relative to Dir). Storage is the plugin's storage_dir, also
 	// in the TOML. Buffer is Fluent Bit's storage.path (relative: to Dir).
 	Identity, Storage, Buffer string
+	// StartTime is the TOML's start-time, where the first run starts
+	// (zero: unset, the time of the first run).
+	StartTime time.Time
 
 	// Resolve looks a server name up, to add its addresses when no IPs are
 	// given; nil uses the system resolver. A name that does not resolve is

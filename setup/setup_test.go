@@ -326,6 +326,22 @@ func TestTOMLLoadsThroughConf(t *testing.T) {
 	assert.Equal(t, "/var/lib/tbot/identity", cfg.Identity)
 	assert.Equal(t, "/var/lib/tfb", cfg.StorageDir)
 	assert.NotContains(t, string(files[RoleFile]), "lock")
+
+	// --start-time: the first run starts there (the compose demo sets it
+	// just before its setup makes events, so they are exported).
+	start := time.Date(2025, 6, 7, 8, 9, 10, 0, time.FixedZone("x", 3600))
+	files, err = Render(Options{Dir: dir, TeleportAddr: "auth:3025", StartTime: start, Resolve: noDNS}, "p")
+	require.NoError(t, err)
+	assert.Contains(t, string(files[TOMLFile]), "\nstart-time = \"2025-06-07T07:09:10Z\"\n")
+	require.NoError(t, os.WriteFile(other, files[TOMLFile], 0o600))
+	cfg, _, err = conf.Load(func(k string) string {
+		if k == "config" {
+			return other
+		}
+		return ""
+	}, nil)
+	require.NoError(t, err)
+	assert.True(t, cfg.StartTime.Equal(start), "start_time %s", cfg.StartTime)
 }
 
 func TestYAMLParses(t *testing.T) {

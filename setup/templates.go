@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"text/template"
+	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
@@ -32,6 +33,7 @@ type data struct {
 	Lock                                               bool
 	AuditTag, RecordingRule, EmitterName, SessionField string
 	RoleName, UserName                                 string
+	StartTime                                          string // RFC 3339; "" = unset
 }
 
 // q quotes s as a JSON string, which is also a valid TOML basic string, a
@@ -92,9 +94,15 @@ spec:
 storage = {{q .Storage}}
 
 # Where the first run starts (RFC 3339); later runs resume where they stopped.
+{{- if .StartTime}}
+# Once a cursor exists, this must stay equal to its start time (or be
+# removed): after ` + "`teleport-fluent-bit cursor set`" + `, change or remove it.
+start-time = {{q .StartTime}}
+{{- else}}
 # Unset: from the time of the first run on. To move it later, use
 # ` + "`teleport-fluent-bit cursor set --storage DIR --start-time TIME`" + `.
 # start-time = "2024-01-01T00:00:00Z"
+{{- end}}
 
 # How often to look for new events once caught up.
 timeout = "5s"
@@ -327,6 +335,9 @@ func (n *normalized) render(passphrase string) (map[string][]byte, error) {
 		Lock:     n.Lock,
 		AuditTag: AuditTag, RecordingRule: RecordingRule, EmitterName: EmitterName, SessionField: record.SessionIDField,
 		RoleName: RoleName, UserName: UserName,
+	}
+	if !n.StartTime.IsZero() {
+		d.StartTime = n.StartTime.UTC().Format(time.RFC3339Nano)
 	}
 	out := map[string][]byte{}
 	for file, tmpl := range map[string]string{

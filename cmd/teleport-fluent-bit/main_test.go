@@ -505,3 +505,64 @@ func TestExportSessionAndGivenUp(t *testing.T) {
 	assert.Contains(t, errOut, "note: 1 session recordings were given up")
 	assert.Contains(t, errOut, "export --config FILE --session s-1")
 }
+
+func TestCursorImportEventHandler(t *testing.T) {
+	// An Event Handler storage as its state.go writes it (diskv: one file
+	// per key in <storage>/<host>_<port>/).
+	eh := filepath.Join(t.TempDir(), "event-handler")
+	hp := filepath.Join(eh, "teleport.example.com_443")
+	require.NoError(t, os.MkdirAll(hp, 0o755))
+	write := func(name, v string) { require.NoError(t, os.WriteFile(filepath.Join(hp, name), []byte(v), 0o644)) }
+	write("start_time", "2024-05-01T10:00:00Z")
+	write("cursor", "k1")
+	write("id", "u7")
+	dir := filepath.Join(t.TempDir(), "storage")
+
+	_, _, err := cli(t, "cursor", "import-event-handler", "--storage", dir)
+	require.ErrorContains(t, err, "the Event Handler's storage directory is required")
+
+	out, _, err := cli(t, "cursor", "import-event-handler", eh, "--storage", dir)
+	require.NoError(t, err)
+	assert.Contains(t, out, "Event Handler state: "+hp+" (search from start_time (cursor, id))\n")
+	assert.Contains(t, out, "note: the Event Handler's position is a key of its search (SearchUnstructuredEvents from 2024-05-01T10:00:00Z)")
+	assert.Contains(t, out, "saved: the next run resumes where the Event Handler stopped")
+	got, err := cursor.Peek(dir)
+	require.NoError(t, err)
+	require.Len(t, got.Search.Windows, 1)
+	assert.Equal(t, "u7", got.Search.Windows[0].LastID)
+	assert.Equal(t, "k1", got.Search.Windows[0].Key)
+	_, errOut, err := cli(t, "cursor", "show", "--storage", dir)
+	require.NoError(t, err)
+	assert.Contains(t, errOut, "resumes: start_time 2024-05-01T10:00:00Z; search resumes in the window starting 2024-05-01T10:00:00Z (up to ")
+	assert.Contains(t, errOut, ") after event u7\n")
+
+	// A state already there is replaced only with --yes.
+	write("id", "u8")
+	_, _, err = cli(t, "cursor", "import-event-handler", eh, "--storage", dir)
+	require.ErrorContains(t, err, "holds a state already")
+	require.ErrorContains(t, err, "run again with --yes to replace it")
+	got, err = cursor.Peek(dir)
+	require.NoError(t, err)
+	assert.Equal(t, "u7", got.Search.Windows[0].LastID)
+	_, _, err = cli(t, "cursor", "import-event-handler", hp, "--storage", dir, "--yes")
+	require.NoError(t, err)
+	got, err = cursor.Peek(dir)
+	require.NoError(t, err)
+	assert.Equal(t, "u8", got.Search.Windows[0].LastID)
+
+	// A file it cannot understand: one line naming it, nothing written.
+	write("session"+"abc", "xyz")
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	_, _, err = cli(t, "cursor", "import-event-handler", eh, "--storage", fresh)
+	require.EqualError(t, err, "cursor import-event-handler: "+filepath.Join(hp, "sessionabc")+": 3 bytes, expected an 8-byte big-endian recording index")
+	_, err = os.Stat(fresh)
+	assert.True(t, os.IsNotExist(err), "nothing created")
+
+	// Refused while a plugin holds the storage.
+	require.NoError(t, os.Remove(filepath.Join(hp, "sessionabc")))
+	store, err := cursor.Open(dir)
+	require.NoError(t, err)
+	defer store.Close()
+	_, _, err = cli(t, "cursor", "import-event-handler", eh, "--storage", dir, "--yes")
+	require.ErrorContains(t, err, "is in use")
+}
