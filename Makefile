@@ -9,7 +9,7 @@ CLI     := $(BUILD)/teleport-fluent-bit
 HOST    := $(BUILD)/flbhost
 AUTH    := $(BUILD)/teleportd
 
-.PHONY: all build test unit chart e2e demo vet clean fuzz fuzz-short FORCE
+.PHONY: all build test unit chart e2e demo vet docs-check clean fuzz fuzz-short FORCE
 
 all: build
 
@@ -54,6 +54,15 @@ vet:
 	$(GO) vet ./...
 	cd $(CHART_MOD) && $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+
+## docs-check: every relative link and anchor in the Markdown files leads
+## somewhere, every docs/ page is in the README's index, the teleport inputs
+## and TOML files in the examples use only keys the plugin reads, and
+## docs/configuration.md has a row for every key conf/ accepts (names, type,
+## default, bounds); `go test ./...` (make test) runs the same tests
+docs-check:
+	$(GO) test -count=1 ./docs/
+	$(GO) test -count=1 -run '^TestReference' ./conf/
 
 ## fuzz: every fuzz target (any func Fuzz* in a _test.go file) for FUZZTIME each
 ## (default 60s); new failing inputs land in the package's testdata/fuzz/<Name>/

@@ -59,12 +59,12 @@ type Config struct {
 	ProgressInterval time.Duration // progress_interval: how often a progress line is logged while events flow
 
 	// Engine limits (plugin-only keys).
-	CallbackBytes int // callback_bytes: byte budget handed to Fluent Bit per callback
+	CallbackBytes int // callback_bytes: byte budget handed to Fluent Bit per callback (one chunk append, see chunk.go)
 	QueueBytes    int // queue_bytes: bound on records fetched but not yet handed over
 	// CommitDelay is how long (while the input is not paused) a callback's
 	// records stay uncommitted after Fluent Bit took them: Fluent Bit copies
 	// them into the input thread's ring buffer and puts them into a chunk
-	// only on a later 250 ms timer (see the README's cursor section).
+	// only on a later 250 ms timer (see docs/design.md#when-the-cursor-moves).
 	CommitDelay time.Duration // commit_delay
 
 	// ConfigFile is the TOML file read (config / FDFWD_CONFIG), as named;
@@ -84,7 +84,7 @@ const (
 	DefaultConcurrency         = 5
 	DefaultPollInterval        = 5 * time.Second
 	DefaultRefreshInterval     = time.Minute
-	DefaultCallbackBytes       = 16 << 20
+	DefaultCallbackBytes       = FluentBitChunkBytes / 2 // 1000K: two callbacks fill one of Fluent Bit's chunks (chunk.go)
 	DefaultQueueBytes          = 32 << 20
 	DefaultProgressInterval    = 30 * time.Second
 	DefaultLockAttempts        = 3

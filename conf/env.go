@@ -30,7 +30,7 @@ func envNotices(env func(string) string) []string {
 	if len(set) == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf("environment %s ignored: Fluent Bit's outputs deliver the records (see the README)",
+	return []string{fmt.Sprintf("environment %s ignored: Fluent Bit's outputs deliver the records (see docs/configuration.md)",
 		strings.Join(set, ", ")+pluralIs(len(set)))}
 }
 

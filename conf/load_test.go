@@ -93,7 +93,7 @@ func TestLoadDefaults(t *testing.T) {
 		LockFailedAttempts:   3,
 		LockPeriod:           time.Minute,
 		ProgressInterval:     30 * time.Second,
-		CallbackBytes:        16 << 20,
+		CallbackBytes:        1000 << 10,
 		QueueBytes:           32 << 20,
 		CommitDelay:          time.Second,
 	}
@@ -474,7 +474,7 @@ func TestSizes(t *testing.T) {
 		callback int
 		queue    int
 	}{
-		{callback: 16 << 20, queue: 32 << 20},
+		{callback: 1000 << 10, queue: 32 << 20},
 		{props: map[string]string{"callback_bytes": "64K", "queue_bytes": "1M"}, callback: 64 << 10, queue: 1 << 20},
 		{props: map[string]string{"callback_bytes": "65536", "queue_bytes": "1048576"}, callback: 65536, queue: 1 << 20},
 		{props: map[string]string{"callback_bytes": "2mib", "queue_bytes": "1g"}, callback: 2 << 20, queue: 1 << 30},
@@ -547,7 +547,7 @@ func TestEventHandlerEnvNotice(t *testing.T) {
 		"FDFWD_FLUENTD_URL": "https://f:8888/test.log", "FDWRD_FLUENTD_CA": "/ca",
 	})
 	require.Len(t, notices, 1)
-	assert.Equal(t, "environment FDFWD_FLUENTD_URL, FDWRD_FLUENTD_CA are ignored: Fluent Bit's outputs deliver the records (see the README)", notices[0])
+	assert.Equal(t, "environment FDFWD_FLUENTD_URL, FDWRD_FLUENTD_CA are ignored: Fluent Bit's outputs deliver the records (see docs/configuration.md)", notices[0])
 }
 
 func TestPropertiesAndMisspellings(t *testing.T) {
@@ -648,7 +648,7 @@ func TestRedacted(t *testing.T) {
 	assert.Equal(t, "2024-01-02T03:04:05Z", red["start_time"])
 	assert.Equal(t, "5s", red["poll_interval"])
 	assert.Equal(t, "true", red["debug"])
-	assert.Equal(t, "16MiB", red["callback_bytes"])
+	assert.Equal(t, "1000KiB", red["callback_bytes"])
 	assert.Equal(t, "32MiB", red["queue_bytes"])
 	assert.Len(t, red, len(keyDefs)+1)
 

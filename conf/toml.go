@@ -119,7 +119,7 @@ func readTOML(path string) (*tomlFile, []string, error) {
 	var notices []string
 	if _, ok := lookupTable(doc, fluentdTable); ok {
 		notices = append(notices, fmt.Sprintf(
-			"config file %s: [%s] is ignored: Fluent Bit's outputs deliver the records (see the README)",
+			"config file %s: [%s] is ignored: Fluent Bit's outputs deliver the records (see docs/configuration.md)",
 			path, fluentdTable))
 	}
 	if v, ok := f.values[namespaceKey]; ok {

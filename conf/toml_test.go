@@ -31,7 +31,7 @@ refresh.interval = "1m"
 `
 
 func fluentdNotice(path string) string {
-	return "config file " + path + ": [forward.fluentd] is ignored: Fluent Bit's outputs deliver the records (see the README)"
+	return "config file " + path + ": [forward.fluentd] is ignored: Fluent Bit's outputs deliver the records (see docs/configuration.md)"
 }
 
 func TestEventHandlerTOMLLoadsUnchanged(t *testing.T) {

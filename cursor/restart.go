@@ -51,6 +51,8 @@ func (st *State) Summary() string {
 		s := fmt.Sprintf("search resumes in the window starting %s", st.Search.WindowStart.UTC().Format(time.RFC3339Nano))
 		if st.Search.LastID != "" {
 			s += fmt.Sprintf(" after event %s", st.Search.LastID)
+		} else if w := st.Search.Windows; len(w) > 0 && w[0] != nil && w[0].LastID != "" && !w[0].Start.After(st.Search.WindowStart) {
+			s += fmt.Sprintf(" (up to %s) after event %s", w[0].End.UTC().Format(time.RFC3339Nano), w[0].LastID)
 		}
 		parts = append(parts, s)
 	default:

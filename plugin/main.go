@@ -115,6 +115,11 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 	for _, n := range notices {
 		lg.Infof("%s", n)
 	}
+	if note, warn := conf.ChunkNote(cfg.CallbackBytes); warn {
+		lg.Warnf("%s", note)
+	} else if note != "" {
+		lg.Infof("%s", note)
+	}
 	e, err := engine.Start(cfg, engine.Options{
 		Log:       lg,
 		Alloc:     cAlloc,

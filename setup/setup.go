@@ -130,6 +130,9 @@ type Options struct {
 	// paths are relative to Dir). Storage is the plugin's storage_dir, also
 	// in the TOML. Buffer is Fluent Bit's storage.path (relative: to Dir).
 	Identity, Storage, Buffer string
+	// StartTime is the TOML's start-time, where the first run starts
+	// (zero: unset, the time of the first run).
+	StartTime time.Time
 
 	// Clusters are more Teleport clusters, each with its own TOML file
 	// (ClusterTOML), identity (Identity-<name>), storage_dir

@@ -326,6 +326,22 @@ func TestTOMLLoadsThroughConf(t *testing.T) {
 	assert.Equal(t, "/var/lib/tbot/identity", cfg.Identity)
 	assert.Equal(t, "/var/lib/tfb", cfg.StorageDir)
 	assert.NotContains(t, string(files[RoleFile]), "lock")
+
+	// --start-time: the first run starts there (the compose demo sets it
+	// just before its setup makes events, so they are exported).
+	start := time.Date(2025, 6, 7, 8, 9, 10, 0, time.FixedZone("x", 3600))
+	files, err = Render(Options{Dir: dir, TeleportAddr: "auth:3025", StartTime: start, Resolve: noDNS}, "p")
+	require.NoError(t, err)
+	assert.Contains(t, string(files[TOMLFile]), "\nstart-time = \"2025-06-07T07:09:10Z\"\n")
+	require.NoError(t, os.WriteFile(other, files[TOMLFile], 0o600))
+	cfg, _, err = conf.Load(func(k string) string {
+		if k == "config" {
+			return other
+		}
+		return ""
+	}, nil)
+	require.NoError(t, err)
+	assert.True(t, cfg.StartTime.Equal(start), "start_time %s", cfg.StartTime)
 }
 
 func TestYAMLParses(t *testing.T) {
@@ -797,5 +813,20 @@ func TestClusterOptionsRefused(t *testing.T) {
 		err := Options{Dir: t.TempDir(), TeleportAddr: "prod.example.com:443", Clusters: tc.clusters}.Validate()
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), tc.want)
+	}
+}
+
+// The note for a Fluent Bit receiving instead of Fluentd states the
+// in_forward buffer that takes the plugin's largest chunk with the
+// default callback_bytes, and what to set with a larger one.
+func TestReceiverBufferNote(t *testing.T) {
+	dir, _ := configured(t)
+	largest := conf.LargestChunk(conf.DefaultCallbackBytes)
+	require.Less(t, largest, 6144000, "in_forward's default Buffer_Max_Size takes it")
+	want := fmt.Sprintf("%d,%03d,%03d bytes", largest/1000000, largest/1000%1000, largest%1000)
+	for _, f := range []string{FluentBitConf, FluentBitYAML} {
+		text := strings.Join(strings.Fields(strings.ReplaceAll(string(read(t, dir, f)), "#", "")), " ")
+		assert.Contains(t, text, "at most "+want+" with the plugin's default callback_bytes (1000K)", f)
+		assert.Regexp(t, `(?i)set buffer_max_size to at least 2,048,000 bytes plus callback_bytes`, text, f)
 	}
 }

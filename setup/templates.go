@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"text/template"
+	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
@@ -32,6 +33,7 @@ type data struct {
 	Lock                                               bool
 	AuditTag, RecordingRule, EmitterName, SessionField string
 	RoleName, UserName                                 string
+	StartTime                                          string // RFC 3339; "" = unset
 	Clusters                                           []clusterData
 }
 
@@ -101,9 +103,15 @@ spec:
 storage = {{q .Storage}}
 
 # Where the first run starts (RFC 3339); later runs resume where they stopped.
+{{- if .StartTime}}
+# Once a cursor exists, this must stay equal to its start time (or be
+# removed): after ` + "`teleport-fluent-bit cursor set`" + `, change or remove it.
+start-time = {{q .StartTime}}
+{{- else}}
 # Unset: from the time of the first run on. To move it later, use
 # ` + "`teleport-fluent-bit cursor set --storage DIR --start-time TIME`" + `.
 # start-time = "2024-01-01T00:00:00Z"
+{{- end}}
 
 # How often to look for new events once caught up.
 timeout = "5s"
@@ -276,7 +284,10 @@ pipeline:
 # A Fluent Bit receiving instead of Fluentd (in_forward with tls.crt_file
 # server.crt) requires this client certificate only from 5.0 on, with
 # tls.verify_client_cert on and tls.ca_file ca.crt; older releases let in a
-# client that offers none.
+# client that offers none. Its default Buffer_Max_Size (6,144,000 bytes)
+# takes every chunk: at most 3,072,000 bytes with the plugin's default
+# callback_bytes (1000K); with a larger callback_bytes set Buffer_Max_Size
+# to at least 2,048,000 bytes plus callback_bytes.
 {{- end}}
 
 {{define "vhost-comment-yaml"}}
@@ -289,7 +300,10 @@ pipeline:
     # A Fluent Bit receiving instead of Fluentd (in_forward with tls.crt_file
     # server.crt) requires this client certificate only from 5.0 on, with
     # tls.verify_client_cert on and tls.ca_file ca.crt; older releases let in
-    # a client that offers none.
+    # a client that offers none. Its default buffer_max_size (6,144,000
+    # bytes) takes every chunk: at most 3,072,000 bytes with the plugin's
+    # default callback_bytes (1000K); with a larger callback_bytes set
+    # buffer_max_size to at least 2,048,000 bytes plus callback_bytes.
 {{- end}}
 
 {{define "tls"}}  <transport tls>
@@ -366,6 +380,9 @@ func (n *normalized) render(passphrase string) (map[string][]byte, error) {
 		Lock:     n.Lock,
 		AuditTag: AuditTag, RecordingRule: RecordingRule, EmitterName: EmitterName, SessionField: record.SessionIDField,
 		RoleName: RoleName, UserName: UserName,
+	}
+	if !n.StartTime.IsZero() {
+		d.StartTime = n.StartTime.UTC().Format(time.RFC3339Nano)
 	}
 	if len(n.Clusters) > 0 {
 		d.FluentBitReleases = MultiClusterReleases

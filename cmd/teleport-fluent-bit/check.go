@@ -88,6 +88,11 @@ func runCheck(c *checker, cf *configFlags, timeout time.Duration, now func() tim
 	for _, n := range notices {
 		c.note("%s", n)
 	}
+	if note, warn := conf.ChunkNote(cfg.CallbackBytes); warn {
+		c.warn("%s", note)
+	} else if note != "" {
+		c.note("%s", note)
+	}
 
 	checkStorage(c, cfg)
 

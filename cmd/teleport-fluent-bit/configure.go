@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/setup"
 )
@@ -115,9 +116,21 @@ func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
 	fs.StringVar(&o.Storage, "storage", setup.DefaultStorage, "the plugin's storage_dir in the TOML (relative: to DIR)")
 	fs.StringVar(&o.Buffer, "buffer", setup.DefaultBuffer, "Fluent Bit's filesystem buffer, storage.path (relative: to DIR)")
 	fs.Var(&clusters, "cluster", "`NAME=ADDR`: one more Teleport cluster exported by the same Fluent Bit (4.1 and later), repeatable; its input is named NAME and reads teleport-fluent-bit-NAME.toml")
+	start := fs.String("start-time", "", "start-time in the TOML, where the first run starts: RFC 3339, or now (the time configure runs, to the second); default unset (the time of the first run)")
 	pos, err := parseAll(fs, args)
 	if err != nil {
 		return o, flagErr(err)
+	}
+	switch v := strings.TrimSpace(*start); v {
+	case "":
+	case "now":
+		o.StartTime = time.Now().UTC().Truncate(time.Second)
+	default:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return o, fmt.Errorf("configure: invalid --start-time %q: must be now or an RFC 3339 time such as 2024-01-02T15:04:05Z", v)
+		}
+		o.StartTime = t
 	}
 	if len(pos) != 2 {
 		fs.Usage()
@@ -149,7 +162,7 @@ func (c *clusterFlags) Set(v string) error {
 }
 
 // defaultPlugin is in_teleport.so next to this executable when it is there
-// (make build puts both in build/), else the README's install location.
+// (make build puts both in build/), else the install location of README.md.
 func defaultPlugin() string {
 	if exe, err := os.Executable(); err == nil {
 		if exe, err = filepath.EvalSymlinks(exe); err == nil {

@@ -37,6 +37,11 @@ the plugin would export it (skip_session_types honoured), and exits: to
 re-send a recording the plugin gave up (cursor show lists them under
 given_up). The cursor is neither read nor saved.`
 
+// exportCallbackBytes is export's callback_bytes unless one is configured:
+// the plugin's default before Fluent Bit's chunk size set it
+// (docs/chunk-size.md): 150,000 events in 3.1-3.7 s instead of 3.7-4.3 s.
+const exportCallbackBytes = 16 << 20
+
 func exportCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("export", exportSynopsis, stderr)
 	var cf configFlags
@@ -77,6 +82,11 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	// Records written to stdout are delivered: no ring buffer stands
 	// between the callback and its output, so nothing waits to commit.
 	cfg.CommitDelay = 0
+	// Nor a Fluent Bit chunk, which the default callback_bytes is sized
+	// for (docs/chunk-size.md): larger takes mean fewer rounds.
+	if cfg.Sources["callback_bytes"] == conf.SourceDefault {
+		cfg.CallbackBytes = exportCallbackBytes
+	}
 	stop := make(chan struct{})
 	var once sync.Once
 	drained := func() { once.Do(func() { close(stop) }) }

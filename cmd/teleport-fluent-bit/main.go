@@ -32,6 +32,9 @@ const usage = `usage:
   teleport-fluent-bit cursor reset --storage DIR [--yes]
         print the durable cursor; move it to a new start time; start again from
         the stored start time (refused while a plugin runs on DIR)
+  teleport-fluent-bit cursor import-event-handler EH_STORAGE_DIR --storage DIR [--yes]
+        make the cursor from Teleport's Event Handler's storage: resume right after
+        the last event it sent (see docs/migrating.md)
   teleport-fluent-bit dump [FILE]
         decode a Fluent Bit msgpack record stream (default stdin) into JSON lines
 

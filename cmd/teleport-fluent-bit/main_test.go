@@ -118,12 +118,16 @@ func TestCheckConfigFile(t *testing.T) {
 	assert.Contains(t, out, "warning: lock_enabled: lock rights not verified (no lock is placed to test them; reading the identity's roles failed: ")
 	assert.Contains(t, out, "the role needs resources ['lock'] with verbs ['create', 'update']")
 	assert.Empty(t, s.auth.Locks(), "check placed no lock")
+	assert.NotContains(t, out, "callback_bytes", "nothing to say about the default")
 
 	// Properties override the file, as in Fluent Bit.
-	out, _, err = cli(t, "check", "--config", toml, "-p", "storage_dir="+filepath.Join(s.dir, "elsewhere"), "-p", "lock_enabled=off")
+	out, _, err = cli(t, "check", "--config", toml, "-p", "storage_dir="+filepath.Join(s.dir, "elsewhere"), "-p", "lock_enabled=off", "-p", "callback_bytes=16M")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "storage_dir "+filepath.Join(s.dir, "elsewhere"))
 	assert.NotContains(t, out, "lock_enabled")
+	// A callback_bytes over what Fluent Bit's receivers take by default:
+	// said, not refused.
+	assert.Contains(t, out, "warning: callback_bytes 16MiB: a chunk can reach 18,825,216 bytes")
 }
 
 func TestCheckWrongAddress(t *testing.T) {
@@ -521,4 +525,65 @@ func TestConfigureSeveralClusters(t *testing.T) {
 	_, _, err = cli(t, "configure", filepath.Join(t.TempDir(), "dup"), "prod.example.com:443", "--cluster", "a=a:443", "--cluster", "a=b:443")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `invalid --cluster name "a": every cluster needs a name of its own`)
+}
+
+func TestCursorImportEventHandler(t *testing.T) {
+	// An Event Handler storage as its state.go writes it (diskv: one file
+	// per key in <storage>/<host>_<port>/).
+	eh := filepath.Join(t.TempDir(), "event-handler")
+	hp := filepath.Join(eh, "teleport.example.com_443")
+	require.NoError(t, os.MkdirAll(hp, 0o755))
+	write := func(name, v string) { require.NoError(t, os.WriteFile(filepath.Join(hp, name), []byte(v), 0o644)) }
+	write("start_time", "2024-05-01T10:00:00Z")
+	write("cursor", "k1")
+	write("id", "u7")
+	dir := filepath.Join(t.TempDir(), "storage")
+
+	_, _, err := cli(t, "cursor", "import-event-handler", "--storage", dir)
+	require.ErrorContains(t, err, "the Event Handler's storage directory is required")
+
+	out, _, err := cli(t, "cursor", "import-event-handler", eh, "--storage", dir)
+	require.NoError(t, err)
+	assert.Contains(t, out, "Event Handler state: "+hp+" (search from start_time (cursor, id))\n")
+	assert.Contains(t, out, "note: the Event Handler's position is a key of its search (SearchUnstructuredEvents from 2024-05-01T10:00:00Z)")
+	assert.Contains(t, out, "saved: the next run resumes where the Event Handler stopped")
+	got, err := cursor.Peek(dir)
+	require.NoError(t, err)
+	require.Len(t, got.Search.Windows, 1)
+	assert.Equal(t, "u7", got.Search.Windows[0].LastID)
+	assert.Equal(t, "k1", got.Search.Windows[0].Key)
+	_, errOut, err := cli(t, "cursor", "show", "--storage", dir)
+	require.NoError(t, err)
+	assert.Contains(t, errOut, "resumes: start_time 2024-05-01T10:00:00Z; search resumes in the window starting 2024-05-01T10:00:00Z (up to ")
+	assert.Contains(t, errOut, ") after event u7\n")
+
+	// A state already there is replaced only with --yes.
+	write("id", "u8")
+	_, _, err = cli(t, "cursor", "import-event-handler", eh, "--storage", dir)
+	require.ErrorContains(t, err, "holds a state already")
+	require.ErrorContains(t, err, "run again with --yes to replace it")
+	got, err = cursor.Peek(dir)
+	require.NoError(t, err)
+	assert.Equal(t, "u7", got.Search.Windows[0].LastID)
+	_, _, err = cli(t, "cursor", "import-event-handler", hp, "--storage", dir, "--yes")
+	require.NoError(t, err)
+	got, err = cursor.Peek(dir)
+	require.NoError(t, err)
+	assert.Equal(t, "u8", got.Search.Windows[0].LastID)
+
+	// A file it cannot understand: one line naming it, nothing written.
+	write("session"+"abc", "xyz")
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	_, _, err = cli(t, "cursor", "import-event-handler", eh, "--storage", fresh)
+	require.EqualError(t, err, "cursor import-event-handler: "+filepath.Join(hp, "sessionabc")+": 3 bytes, expected an 8-byte big-endian recording index")
+	_, err = os.Stat(fresh)
+	assert.True(t, os.IsNotExist(err), "nothing created")
+
+	// Refused while a plugin holds the storage.
+	require.NoError(t, os.Remove(filepath.Join(hp, "sessionabc")))
+	store, err := cursor.Open(dir)
+	require.NoError(t, err)
+	defer store.Close()
+	_, _, err = cli(t, "cursor", "import-event-handler", eh, "--storage", dir, "--yes")
+	require.ErrorContains(t, err, "is in use")
 }

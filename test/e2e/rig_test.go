@@ -96,8 +96,8 @@ func (r *rig) props(extra ...string) [][2]string {
 		"start_time":        r.start.Format(time.RFC3339),
 		"poll_interval":     "200ms",
 		"callback_bytes":    "256K",
-		// Consumed by the host: chunks on disk, kept by a kill -9, as the
-		// README asks for.
+		// Consumed by the host: chunks on disk, kept by a kill -9, as
+		// docs/deploying.md asks for.
 		"storage.type": "filesystem",
 	}
 	for _, e := range extra {

@@ -27,12 +27,21 @@
  * What is still in the ring at exit is discarded
  * (flb_input_chunk_ring_buffer_cleanup), and lost by SIGKILL.
  *
+ * Chunks (src/flb_input_chunk.c input_chunk_append_raw, input_chunk_get;
+ * src/flb_engine_dispatch.c): a ring entry, one whole callback, is one
+ * append to the open chunk, never split; a chunk over 2,048,000 bytes
+ * (FLB_INPUT_CHUNK_FS_MAX_SIZE) is locked and the next entry opens a new
+ * one; every flush sends each chunk to the output as one unit. With
+ * --out-max-bytes the output's receiver refuses a chunk over that size like
+ * in_forward's Buffer_Max_Size: dropped, or with --out-ack retried forever.
+ *
  * Build:
  *   gcc -O2 -Wall -Wextra -o build/flbhost test/flbhost/flbhost.c -ldl -lpthread
  *
  * Usage:
  *   flbhost -e /abs/plugin.so -i teleport -p key=value ... [-i teleport -p ...]
  *           [--ingest FILE] [--ingest-times FILE] [--interval-ms N]
+ *           [--flush-ms N] [--out-max-bytes N] [--out-ack]
  *           [--grace S] [--no-cleanup] [--max-seconds S] [--quiet] [--verbose]
  *
  * --ingest-times FILE appends one line per ingested (non-empty) callback:
@@ -203,6 +212,18 @@ struct rb_entry {
 #define RB_WINDOW (RB_SLOTS * 5 / 100) /* FLB_INPUT_RING_BUFFER_WINDOW: 5% */
 #define RB_RETRIES 10                 /* append_to_ring_buffer: 10 x 100 ms */
 
+/* one chunk: the ring entries (whole callbacks) appended to it until it
+ * was dispatched at a flush or locked over FS_MAX_SIZE */
+struct hchunk {
+    char *buf; /* memory storage: the data; filesystem: NULL (on --ingest already) */
+    size_t len, cap;
+    uint64_t records;
+    uint64_t appends;
+    int refused; /* refused by the receiver (with acks: retried at every flush) */
+    struct hchunk *next;
+};
+#define FS_MAX_SIZE 2048000 /* FLB_INPUT_CHUNK_FS_MAX_SIZE: a chunk over it is locked */
+
 struct flb_input_instance {
     int id;
     char name[128]; /* "teleport.0" or the alias */
@@ -240,9 +261,10 @@ struct flb_input_instance {
 
     int ingest_fd; /* --ingest-split */
 
-    /* memory storage: chunked, not yet flushed (main thread only) */
-    char *mchunk;
-    size_t mchunk_len, mchunk_cap;
+    /* chunks (main thread only): the open one, and those locked or
+     * refused by the receiver and retried, oldest first */
+    struct hchunk *open_chunk;
+    struct hchunk *chunks_head, *chunks_tail;
 };
 
 #define REQ_RING 256
@@ -284,6 +306,14 @@ static int g_ingest_fd = -1;
 static int g_times_fd = -1;
 static int64_t o_rb_ns = 250000000LL;     /* ring-buffer collector period (rb_ms) */
 static int64_t o_flush_ns = 1000000000LL; /* memory chunks to the ingest file */
+/* the output's receiver: a chunk over o_out_max bytes is refused (0 = no
+ * limit); refused chunks are dropped, or with o_out_ack retried forever */
+static int64_t o_out_max;
+static int o_out_ack;
+static struct {
+    uint64_t chunks, max_bytes, max_appends;
+    uint64_t dropped_chunks, dropped_records, retries, undelivered_records;
+} g_out;
 static int64_t g_next_rb_ns, g_next_flush_ns;
 
 /* signals */
@@ -1216,27 +1246,63 @@ static void ingest_write(struct flb_input_instance *in, const void *buf, size_t 
     }
 }
 
+/* chunk_close ends the open chunk (dispatched, or locked over FS_MAX_SIZE):
+ * it waits in the input's list for the next flush */
+static void chunk_close(struct flb_input_instance *in)
+{
+    struct hchunk *ch = in->open_chunk;
+    if (!ch) {
+        return;
+    }
+    in->open_chunk = NULL;
+    g_out.chunks++;
+    if (ch->len > g_out.max_bytes) {
+        g_out.max_bytes = ch->len;
+    }
+    if (ch->appends > g_out.max_appends) {
+        g_out.max_appends = ch->appends;
+    }
+    if (in->chunks_tail) {
+        in->chunks_tail->next = ch;
+    }
+    else {
+        in->chunks_head = ch;
+    }
+    in->chunks_tail = ch;
+}
+
 /* chunk_append puts one ring entry into a chunk (input_chunk_append_raw):
- * on disk at once for filesystem storage, in memory until the next flush
- * otherwise */
+ * the whole entry (one callback) goes into the open chunk, never split,
+ * however large; a chunk over FS_MAX_SIZE after it is locked, so the next
+ * entry opens a new one (input_chunk_get). Data is on disk at once for
+ * filesystem storage, in memory until the chunk is delivered otherwise. */
 static void chunk_append(struct flb_input_instance *in, struct rb_entry *e)
 {
+    struct hchunk *ch = in->open_chunk;
     in->c.records += e->valid;
     in->c.bytes += e->len;
+    if (!ch) {
+        ch = in->open_chunk = xcalloc(1, sizeof(*ch));
+    }
     if (in->storage_fs) {
         ingest_write(in, e->buf, e->len);
     }
     else {
-        if (in->mchunk_len + e->len > in->mchunk_cap) {
-            size_t cap = in->mchunk_cap ? in->mchunk_cap : 65536;
-            while (cap < in->mchunk_len + e->len) {
+        if (ch->len + e->len > ch->cap) {
+            size_t cap = ch->cap ? ch->cap : 65536;
+            while (cap < ch->len + e->len) {
                 cap *= 2;
             }
-            in->mchunk = xrealloc(in->mchunk, cap);
-            in->mchunk_cap = cap;
+            ch->buf = xrealloc(ch->buf, cap);
+            ch->cap = cap;
         }
-        memcpy(in->mchunk + in->mchunk_len, e->buf, e->len);
-        in->mchunk_len += e->len;
+        memcpy(ch->buf + ch->len, e->buf, e->len);
+    }
+    ch->len += e->len;
+    ch->records += e->valid;
+    ch->appends++;
+    if (ch->len > FS_MAX_SIZE) {
+        chunk_close(in); /* cio_chunk_lock */
     }
     if (g_times_fd >= 0) {
         struct timespec rt, cpu;
@@ -1290,16 +1356,88 @@ static void rb_collect(void)
     }
 }
 
-/* flush_memory_chunks delivers memory chunks to the "output" */
+/* chunk_deliver sends one chunk to the output as one unit (out_forward:
+ * one message). It returns 0 when the chunk stays for a retry. */
+static int chunk_deliver(struct flb_input_instance *in, struct hchunk *ch)
+{
+    if (o_out_max > 0 && (int64_t) ch->len > o_out_max) {
+        /* in_forward: "incoming data exceed limit", the connection closed */
+        if (!o_out_ack) {
+            g_out.dropped_chunks++;
+            g_out.dropped_records += ch->records;
+            hlog(L_WARN, "[output:forward] the receiver refused a chunk of %zu bytes "
+                 "(%" PRIu64 " records, %" PRIu64 " callbacks): over its limit of %"
+                 PRId64 " bytes; without acknowledgements the records are lost",
+                 ch->len, ch->records, ch->appends, o_out_max);
+            return 1;
+        }
+        g_out.retries++;
+        if (!ch->refused) {
+            hlog(L_WARN, "[output:forward] the receiver refused a chunk of %zu bytes "
+                 "(%" PRIu64 " records, %" PRIu64 " callbacks): over its limit of %"
+                 PRId64 " bytes; no acknowledgement, retried at every flush",
+                 ch->len, ch->records, ch->appends, o_out_max);
+        }
+        ch->refused = 1;
+        return 0;
+    }
+    if (!in->storage_fs) {
+        ingest_write(in, ch->buf, ch->len);
+    }
+    hlog(L_DEBUG, "[flbhost] chunk of %zu bytes (%" PRIu64 " records, %" PRIu64
+         " callbacks) delivered", ch->len, ch->records, ch->appends);
+    return 1;
+}
+
+/* flush_memory_chunks is the engine's flush (flb_engine_dispatch): every
+ * chunk, the open one included, goes to the output; memory chunks reach
+ * the ingest file then */
 static void flush_memory_chunks(void)
 {
     int i;
     for (i = 0; i < g_nins; i++) {
         struct flb_input_instance *in = g_ins[i];
-        if (in->mchunk_len > 0) {
-            ingest_write(in, in->mchunk, in->mchunk_len);
-            in->mchunk_len = 0;
+        struct hchunk **pp = &in->chunks_head;
+        chunk_close(in);
+        in->chunks_tail = NULL;
+        while (*pp) {
+            struct hchunk *ch = *pp;
+            if (chunk_deliver(in, ch)) {
+                *pp = ch->next;
+                free(ch->buf);
+                free(ch);
+            }
+            else {
+                in->chunks_tail = ch;
+                pp = &ch->next;
+            }
         }
+    }
+}
+
+/* chunks_free ends the chunks still held at exit: refused ones were never
+ * delivered */
+static void chunks_free(struct flb_input_instance *in)
+{
+    struct hchunk *ch = in->chunks_head;
+    uint64_t records = 0;
+    while (ch) {
+        struct hchunk *next = ch->next;
+        records += ch->records;
+        free(ch->buf);
+        free(ch);
+        ch = next;
+    }
+    in->chunks_head = in->chunks_tail = NULL;
+    if (in->open_chunk) {
+        free(in->open_chunk->buf);
+        free(in->open_chunk);
+        in->open_chunk = NULL;
+    }
+    if (records > 0) {
+        g_out.undelivered_records += records;
+        hlog(L_WARN, "[output:forward] %" PRIu64 " records in chunks the receiver "
+             "refused were never delivered", records);
     }
 }
 
@@ -1483,7 +1621,7 @@ static void free_all(void)
             free(g_ins[i]->props[j].val);
         }
         free(g_ins[i]->props);
-        free(g_ins[i]->mchunk);
+        chunks_free(g_ins[i]);
         if (g_ins[i]->ingest_fd >= 0) {
             close(g_ins[i]->ingest_fd);
         }
@@ -1543,6 +1681,11 @@ static void print_summary(void)
                " cleanup_calls=%" PRIu64 " free_calls=%" PRIu64,
                t.callbacks, t.records, t.bytes, t.dropped, t.nonempty, t.invalid,
                t.errors, t.dropped_bytes, t.cleanup_calls, t.free_calls);
+    log_always("[flbhost] chunks=%" PRIu64 " max_chunk_bytes=%" PRIu64
+               " max_chunk_callbacks=%" PRIu64 " out_dropped_chunks=%" PRIu64
+               " out_dropped_records=%" PRIu64 " out_retries=%" PRIu64,
+               g_out.chunks, g_out.max_bytes, g_out.max_appends, g_out.dropped_chunks,
+               g_out.dropped_records, g_out.retries);
 }
 
 static void usage(FILE *f)
@@ -1563,6 +1706,11 @@ static void usage(FILE *f)
         "      --rb-ms N          ring-buffer collector period (default 250, or\n"
         "                         FLB_DEV_RB_MS like Fluent Bit)\n"
         "      --no-cleanup       ignore FLBPluginInputCleanupCallback, free()\n"
+        "      --flush-ms N       the engine's flush: chunks to the output (default 1000)\n"
+        "      --out-max-bytes N  the output's receiver refuses a chunk over N bytes\n"
+        "                         (in_forward's Buffer_Max_Size; memory storage only)\n"
+        "      --out-ack          a refused chunk is retried forever (Require_ack_response,\n"
+        "                         Retry_Limit no_limits) instead of dropped\n"
         "      --max-seconds S    SIGTERM self after S seconds (0 = off)\n"
         "      --abi VERSION      5.1 (default: FLBPluginInputCallbackCtx and\n"
         "                         FLBPluginInputCleanupCallbackCtx, v4.1 on) or\n"
@@ -1679,9 +1827,12 @@ int main(int argc, char **argv)
         {"no-cleanup", no_argument, NULL, 4},
         {"max-seconds", required_argument, NULL, 5},
         {"rb-ms", required_argument, NULL, 7},
-        {"abi", required_argument, NULL, 8},
-        {"signal-input", required_argument, NULL, 9},
-        {"ingest-split", no_argument, NULL, 10},
+        {"flush-ms", required_argument, NULL, 8},
+        {"out-max-bytes", required_argument, NULL, 9},
+        {"out-ack", no_argument, NULL, 10},
+        {"abi", required_argument, NULL, 11},
+        {"signal-input", required_argument, NULL, 12},
+        {"ingest-split", no_argument, NULL, 13},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -1758,6 +1909,25 @@ int main(int argc, char **argv)
             }
             break;
         case 8:
+            if (parse_ms(optarg, &o_flush_ns) != 0) {
+                hlog(L_ERROR, "[flbhost] invalid --flush-ms '%s'", optarg);
+                return 1;
+            }
+            break;
+        case 9: {
+            char *end = NULL;
+            errno = 0;
+            o_out_max = strtoll(optarg, &end, 10);
+            if (errno || !end || *end || o_out_max < 1) {
+                hlog(L_ERROR, "[flbhost] invalid --out-max-bytes '%s'", optarg);
+                return 1;
+            }
+            break;
+        }
+        case 10:
+            o_out_ack = 1;
+            break;
+        case 11:
             if (strcmp(optarg, "4.0") == 0 || strcmp(optarg, "3.2") == 0) {
                 o_abi40 = 1;
             }
@@ -1766,10 +1936,10 @@ int main(int argc, char **argv)
                 return 1;
             }
             break;
-        case 9:
+        case 12:
             o_signal_input = atoi(optarg);
             break;
-        case 10:
+        case 13:
             o_ingest_split = 1;
             break;
         case 5:
@@ -1802,6 +1972,15 @@ int main(int argc, char **argv)
         usage(stderr);
         free_all();
         return 1;
+    }
+    for (i = 0; o_out_max > 0 && i < g_nins; i++) {
+        if (g_ins[i]->storage_fs) {
+            /* filesystem chunks reach --ingest when they are made */
+            hlog(L_ERROR, "[flbhost] --out-max-bytes models a receiver for memory "
+                 "storage only: drop storage.type filesystem");
+            free_all();
+            return 1;
+        }
     }
 
     setup_signals();

@@ -46,6 +46,9 @@ const (
 	ReadyLine = "[flbhost] ready"
 	// SummaryPrefix starts the key=value summary line printed at a clean exit.
 	SummaryPrefix = "[flbhost] callbacks="
+	// ChunkSummaryPrefix starts the second summary line: chunks made, the
+	// largest, and what the receiver (OutMaxBytes) refused.
+	ChunkSummaryPrefix = "[flbhost] chunks="
 	// InitFailedLine is part of the line printed when FLBPluginInit fails.
 	InitFailedLine = "] initialization failed"
 	// UnknownPluginLine is printed when the registered name does not match -i
@@ -75,7 +78,7 @@ type Options struct {
 	// ExtraInstances adds one more "-i Name" per element, with its props.
 	ExtraInstances [][][2]string
 	// Ingest is the file every chunked buffer is appended to (optional):
-	// what Fluent Bit would deliver (see the README: ring buffer, chunks).
+	// what Fluent Bit would deliver (see ../../docs/design.md#when-the-cursor-moves).
 	Ingest string
 	// IngestSplit writes each input's chunks to Ingest + "." + the input's
 	// name (teleport.0, teleport.1, or its alias) instead.
@@ -100,6 +103,17 @@ type Options struct {
 	// MaxSeconds makes the host SIGTERM itself after that long (0 = off),
 	// and exit with code 2 if it is still running MaxSeconds+Grace+10 s.
 	MaxSeconds float64
+	// FlushMS is the engine's flush period ([SERVICE] Flush): every chunk
+	// goes to the output then; 0 means the host default (1000).
+	FlushMS int
+	// OutMaxBytes makes the output's receiver refuse a chunk larger than
+	// this (like in_forward's Buffer_Max_Size, 6,144,000 by default); 0 =
+	// no limit. Memory storage only.
+	OutMaxBytes int
+	// OutAck retries a refused chunk at every flush, forever
+	// (Require_ack_response true, Retry_Limit no_limits); without it the
+	// chunk's records are dropped.
+	OutAck bool
 	// Quiet passes --quiet, Verbose passes --verbose (a line per callback).
 	Quiet, Verbose bool
 	// ExtraArgs are appended to the command line as they are.
@@ -225,6 +239,15 @@ func (opts Options) Args() []string {
 	}
 	if opts.MaxSeconds > 0 {
 		args = append(args, "--max-seconds", strconv.FormatFloat(opts.MaxSeconds, 'f', -1, 64))
+	}
+	if opts.FlushMS > 0 {
+		args = append(args, "--flush-ms", strconv.Itoa(opts.FlushMS))
+	}
+	if opts.OutMaxBytes > 0 {
+		args = append(args, "--out-max-bytes", strconv.Itoa(opts.OutMaxBytes))
+	}
+	if opts.OutAck {
+		args = append(args, "--out-ack")
 	}
 	if opts.Quiet {
 		args = append(args, "--quiet")
@@ -450,16 +473,24 @@ func (h *Host) ExitCode() int {
 	return h.exitCode
 }
 
-// Summary parses the summary line printed at a clean exit: callbacks,
+// Summary parses the summary lines printed at a clean exit: callbacks,
 // records, bytes, dropped_after_shutdown, nonempty, invalid, errors,
-// dropped_bytes, cleanup_calls, free_calls.
+// dropped_bytes, cleanup_calls, free_calls; and chunks, max_chunk_bytes,
+// max_chunk_callbacks, out_dropped_chunks, out_dropped_records,
+// out_retries.
 func (h *Host) Summary() (map[string]int64, bool) {
+	var m map[string]int64
 	for _, l := range strings.Split(h.Log(), "\n") {
 		i := strings.Index(l, SummaryPrefix)
 		if i < 0 {
+			i = strings.Index(l, ChunkSummaryPrefix)
+		}
+		if i < 0 {
 			continue
 		}
-		m := map[string]int64{}
+		if m == nil {
+			m = map[string]int64{}
+		}
 		for _, f := range strings.Fields(l[i+len("[flbhost] "):]) {
 			k, v, ok := strings.Cut(f, "=")
 			if !ok {
@@ -470,9 +501,8 @@ func (h *Host) Summary() (map[string]int64, bool) {
 				m[k] = n
 			}
 		}
-		return m, true
 	}
-	return nil, false
+	return m, m != nil
 }
 
 // Record is one event the host ingested.
