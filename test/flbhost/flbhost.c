@@ -43,6 +43,13 @@
  *           [--ingest FILE] [--ingest-times FILE] [--interval-ms N]
  *           [--flush-ms N] [--out-max-bytes N] [--out-ack]
  *           [--grace S] [--no-cleanup] [--max-seconds S] [--quiet] [--verbose]
+ *           [--abi 5.1|4.0] [--signal-input N] [--ingest-split]
+ *
+ * --abi 5.1 (default) is the Go proxy of Fluent Bit 4.1 and later, with the
+ * Ctx callbacks and per-instance remote contexts; 4.0 the one of 3.2/4.0.
+ * With several inputs a pause stops the collector of the input initialised
+ * last (proxy_collector); --signal-input N pauses and resumes input N only;
+ * --ingest-split writes each input's chunks to FILE.<input name>.
  *
  * --ingest-times FILE appends one line per ingested (non-empty) callback:
  *   "<unix_ns> <records> <bytes> <cpu_ns>": wall-clock time (CLOCK_REALTIME)
