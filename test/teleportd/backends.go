@@ -417,7 +417,11 @@ func (s *Server) backendFault(b, key string) error {
 	if key == "" || s.opts.FaultEvery <= 0 {
 		return nil
 	}
-	if n, ok := st.stalled[key]; ok && n > 0 {
+	if n, ok := st.stalled[key]; ok {
+		if n == 0 {
+			delete(st.stalled, key)
+			return nil // got past it
+		}
 		st.stalled[key] = n - 1
 		s.st.faults.Add(1)
 		return errFaultSame

@@ -175,13 +175,6 @@ func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstruc
 	if limit <= 0 || limit > MaxSearchLimit {
 		limit = MaxSearchLimit
 	}
-	var key *searchKey
-	if req.GetStartKey() != "" {
-		var ok bool
-		if key, ok = parseSearchKey(req.GetStartKey()); !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "invalid start_key %q", req.GetStartKey())
-		}
-	}
 	var typeSet map[string]bool
 	if len(req.GetEventTypes()) > 0 {
 		typeSet = make(map[string]bool, len(req.GetEventTypes()))
@@ -208,6 +201,13 @@ func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstruc
 			return nil, status.Error(codes.Unimplemented, "the stand-in's backends answer ascending searches only")
 		}
 		return a.backendSearch(ctx, b, req, lo, hi, typeSet)
+	}
+	var key *searchKey
+	if req.GetStartKey() != "" {
+		var ok bool
+		if key, ok = parseSearchKey(req.GetStartKey()); !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid start_key %q", req.GetStartKey())
+		}
 	}
 	w := &pbw{}
 	if lo >= hi {
