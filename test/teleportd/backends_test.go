@@ -113,7 +113,7 @@ func TestBackendLimitsAndFaults(t *testing.T) {
 	t.Run("an event is searchable only the visibility lag after it is stored", func(t *testing.T) {
 		s := startServer(t, Options{Backend: BackendDynamo, VisibilityLag: time.Minute, BackendCost: -1})
 		now := time.Now()
-		s.Generate(GenSpec{Start: now.Add(-time.Hour), Count: 10, Span: time.Minute, Seed: 1})              // a backlog: stored at its time
+		s.Generate(GenSpec{Start: now.Add(-time.Hour), Count: 10, Span: time.Minute, Seed: 1})                // a backlog: stored at its time
 		s.Generate(GenSpec{Start: now.Add(-time.Hour), Count: 10, Span: time.Minute, Seed: 2, StoredAt: now}) // stored just now
 		got := drain(t, s, now.Add(-2*time.Hour), now, 100)
 		assert.Len(t, got, 10)
