@@ -67,7 +67,9 @@ func TestSearchBackends(t *testing.T) {
 			resp.Body.Close()
 			require.NoError(t, h.Stop())
 			logs = append(logs, h.Log())
-			_, dups, extra := compare(r.expected(nil), r.ingested())
+			got := r.ingested()
+			_, dups, extra := compare(r.expected(nil), got)
+			t.Logf("graceful runs: %d records, %d twice", len(got), len(dups))
 			assert.Empty(t, dups, "graceful runs: %d events twice, e.g. %v", len(dups), first(dups))
 			assert.Empty(t, extra)
 
