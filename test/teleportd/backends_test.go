@@ -101,6 +101,29 @@ func TestBackendLimitsAndFaults(t *testing.T) {
 		assert.Len(t, items, 10)
 		assert.NotEqual(t, key, next)
 	})
+	t.Run("the legacy GetEvents answers the same pages and keys", func(t *testing.T) {
+		for _, b := range []string{BackendDynamo, BackendFile, BackendAthena} {
+			s := startServer(t, Options{Backend: b, VisibilityLag: -1, SearchRate: -1, BackendCost: -1})
+			s.Generate(GenSpec{Start: base, Count: 300, Span: 10 * time.Second, Seed: 3, Precision: time.Millisecond})
+			clt := identityClient(t, s)
+			key, lkey := "", ""
+			for page := 0; ; page++ {
+				items, next, err := clt.SearchUnstructuredEvents(ctx, base, base.Add(time.Minute), "default", nil, 40, types.EventOrderAscending, key)
+				require.NoError(t, err)
+				legacy, lnext, err := clt.SearchEvents(ctx, base, base.Add(time.Minute), "default", nil, 40, types.EventOrderAscending, lkey)
+				require.NoError(t, err, b)
+				require.Len(t, legacy, len(items), b)
+				for i := range items {
+					assert.Equal(t, items[i].GetId(), legacy[i].GetID(), "%s page %d", b, page)
+				}
+				assert.Equal(t, next, lnext, b)
+				if next == "" {
+					break
+				}
+				key, lkey = next, lnext
+			}
+		}
+	})
 	t.Run("athena rate limit is LimitExceeded saying so", func(t *testing.T) {
 		s := startServer(t, Options{Backend: BackendAthena, SearchRate: 0.001, SearchBurst: 1, VisibilityLag: -1, BackendCost: -1})
 		clt := identityClient(t, s)
