@@ -71,6 +71,9 @@ type backendState struct {
 	stalled map[string]int // dynamo: answers left with the same key, by key
 	tokens  float64        // athena: the rate limiter's bucket
 	last    time.Time
+
+	cpusOnce sync.Once
+	cpus     chan struct{} // file: the Auth Service's CPUs reading files
 }
 
 // mkey is a position in a backend's order.
@@ -455,7 +458,8 @@ var (
 // < 0 = none).
 //   - file: every page reads and parses every file of the range's days and
 //     the day on each side (filelog.go matchingFiles, findInFile): about 10 µs
-//     an event of those days;
+//     an event of those days, CPU of the Auth Service: Options.BackendCPUs
+//     pages at a time (default 2);
 //   - dynamo: one Query per day touched and per MB read, ~5 ms each;
 //   - athena: a query's first status check after 600 ms
 //     (getQueryResultsInitialDelay), then GetQueryResults per 1000 rows, ~50 ms;
@@ -484,6 +488,19 @@ func (s *Server) backendCost(b string, lo, hi int64, page []ref, size int) {
 		d = 2*time.Millisecond + time.Duration(len(page)/500+1)*time.Millisecond
 	case BackendFirestore:
 		d = 10*time.Millisecond + time.Duration(len(page)/1000)*5*time.Millisecond
+	}
+	if b == BackendFile {
+		// Reading and parsing the files is CPU on the Auth Service: at most
+		// BackendCPUs pages at a time (default 2).
+		s.backend.cpusOnce.Do(func() {
+			n := s.opts.BackendCPUs
+			if n <= 0 {
+				n = 2
+			}
+			s.backend.cpus = make(chan struct{}, n)
+		})
+		s.backend.cpus <- struct{}{}
+		defer func() { <-s.backend.cpus }()
 	}
 	time.Sleep(time.Duration(float64(d) * scale))
 }

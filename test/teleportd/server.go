@@ -90,6 +90,9 @@ type Options struct {
 	SearchBurst int
 	// BackendCost scales the backend's cost model (0 = 1, < 0 = none).
 	BackendCost float64
+	// BackendCPUs is how many file-log pages the Auth Service reads at a
+	// time (0 = 2: the files are parsed on its CPUs).
+	BackendCPUs int
 }
 
 // Server is a running (or stopped) Auth Service stand-in.

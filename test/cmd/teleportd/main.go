@@ -69,6 +69,7 @@ func main() {
 		searchRate  = flag.Float64("search-rate", 0, "athena: search calls a second allowed (0 = 5; <0 = no limit)")
 		searchBurst = flag.Int("search-burst", 0, "athena: search rate limit burst (0 = 10)")
 		backendCost = flag.Float64("backend-cost", 0, "scale of the backend's cost model (0 = 1; <0 = none)")
+		backendCPUs = flag.Int("backend-cpus", 0, "file: pages the Auth Service reads at a time (0 = 2)")
 	)
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -123,6 +124,7 @@ func main() {
 		SearchRate:              *searchRate,
 		SearchBurst:             *searchBurst,
 		BackendCost:             *backendCost,
+		BackendCPUs:             *backendCPUs,
 	}
 	if *verbose {
 		opts.Logf = log.Printf
