@@ -92,7 +92,7 @@ bench: build
 	$(GO) build $(GOFLAGS) -o $(BENCHBIN) ./test/bench
 	$(BENCHBIN) -n $(N) -bin $(BUILD) -dir $(BUILD)/bench $(BENCHFLAGS)
 
-## bench-search: only the search-path section of the benchmark (about three minutes)
+## bench-search: only the search-path section of the benchmark, with the file-log and DynamoDB backend rows (about ten minutes)
 bench-search: build
 	$(GO) build $(GOFLAGS) -o $(BENCHBIN) ./test/bench
 	$(BENCHBIN) -bin $(BUILD) -dir $(BUILD)/bench-search -skip bare,plugin,audit,rss,baseline,fresh,restart $(BENCHFLAGS)

@@ -1,6 +1,9 @@
 package cursor
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // LoginFailure is a failed user.login, carried by its audit event to the
 // commit, where it is counted.
@@ -9,12 +12,15 @@ type LoginFailure struct {
 	At   time.Time
 }
 
-// CountFailure counts one failed login of f.User in a sliding window of
-// period. Only failures within period of now count: replaying an old backlog
-// must not lock anyone today. Once limit failures fall in one window the user
-// becomes pending (its count starts over) and CountFailure returns true.
-func (s *State) CountFailure(f LoginFailure, limit int, period time.Duration, now time.Time) bool {
-	if now.Sub(f.At) > period || f.At.Sub(now) > period {
+// CountFailure counts one failed login of f.User by event time. limit
+// failures within period of each other lock the user (it becomes pending,
+// its count starts over, and CountFailure returns true), however late the
+// audit log showed them, as long as each is recent: within maxAge
+// (lock_period plus search_late_tolerance) of now. So events a backend
+// shows late still lock their user, and replaying an old backlog locks
+// nobody today.
+func (s *State) CountFailure(f LoginFailure, limit int, period, maxAge time.Duration, now time.Time) bool {
+	if now.Sub(f.At) > maxAge || f.At.Sub(now) > period {
 		return false
 	}
 	if s.Locking == nil {
@@ -26,35 +32,40 @@ func (s *State) CountFailure(f LoginFailure, limit int, period time.Duration, no
 	}
 	kept := l.Failures[f.User][:0]
 	for _, t := range l.Failures[f.User] {
-		// The window ends at the newest failure; anything older than
-		// period before it (or before now) no longer counts.
-		if f.At.Sub(t) < period && now.Sub(t) <= period {
+		if now.Sub(t) <= maxAge {
 			kept = append(kept, t)
 		}
 	}
-	kept = append(kept, f.At.UTC())
-	if len(kept) < limit {
-		l.Failures[f.User] = kept
-		return false
+	// Sorted by event time: a backend may show them out of order.
+	at := f.At.UTC()
+	i := sort.Search(len(kept), func(i int) bool { return kept[i].After(at) })
+	kept = append(kept, time.Time{})
+	copy(kept[i+1:], kept[i:])
+	kept[i] = at
+	for j := max(0, i-limit+1); j <= i && j+limit <= len(kept); j++ {
+		if kept[j+limit-1].Sub(kept[j]) < period {
+			delete(l.Failures, f.User)
+			if l.Pending == nil {
+				l.Pending = make(map[string]time.Time)
+			}
+			l.Pending[f.User] = now.UTC()
+			return true
+		}
 	}
-	delete(l.Failures, f.User)
-	if l.Pending == nil {
-		l.Pending = make(map[string]time.Time)
-	}
-	l.Pending[f.User] = now.UTC()
-	return true
+	l.Failures[f.User] = kept
+	return false
 }
 
-// PruneFailures drops failures older than period before now, so users who
+// PruneFailures drops failures older than maxAge before now, so users who
 // stopped failing leave no state behind.
-func (s *State) PruneFailures(period time.Duration, now time.Time) {
+func (s *State) PruneFailures(maxAge time.Duration, now time.Time) {
 	if s.Locking == nil {
 		return
 	}
 	for u, ts := range s.Locking.Failures {
 		kept := ts[:0]
 		for _, t := range ts {
-			if now.Sub(t) <= period {
+			if now.Sub(t) <= maxAge {
 				kept = append(kept, t)
 			}
 		}

@@ -114,7 +114,7 @@ func (e *Engine) commitLocked(hs []handover) {
 			}
 			if f := it.Failure; f != nil && e.cfg.LockEnabled {
 				dirty = true
-				if e.committed.CountFailure(*f, e.cfg.LockFailedAttempts, e.cfg.LockPeriod, e.opts.Now()) {
+				if e.committed.CountFailure(*f, e.cfg.LockFailedAttempts, e.cfg.LockPeriod, e.cfg.LockPeriod+e.cfg.SearchLateTolerance, e.opts.Now()) {
 					if e.cfg.DryRun {
 						e.log.Infof("dry_run: would lock user %q after %d failed logins within %s", f.User, e.cfg.LockFailedAttempts, e.cfg.LockPeriod)
 						e.committed.LockPlaced(f.User)
@@ -143,7 +143,7 @@ func (e *Engine) commitLocked(hs []handover) {
 		}
 	}
 	if dirty && e.committed.Locking != nil {
-		e.committed.PruneFailures(e.cfg.LockPeriod, e.opts.Now())
+		e.committed.PruneFailures(e.cfg.LockPeriod+e.cfg.SearchLateTolerance, e.opts.Now())
 	}
 	if dirty && !e.cfg.DryRun {
 		t0 := time.Now()

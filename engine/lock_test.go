@@ -47,6 +47,23 @@ func TestLockAfterFailedLogins(t *testing.T) {
 	assert.Contains(t, h.log.String(), `locked user "mallory"`)
 }
 
+// Failed logins the audit log shows late (Athena batches for a minute,
+// DynamoDB's index lags) lock their user when exported, by their event
+// times: here three within a minute of each other, exported 3 minutes
+// after the fact, within lock_period plus search_late_tolerance (5m).
+func TestLockByEventTimeWhenShownLate(t *testing.T) {
+	h := lockingHarness(t)
+	h.cfg.SearchLateTolerance = 5 * time.Minute
+	h.failedLogins("mallory", h.now.Add(-3*time.Minute-40*time.Second), h.now.Add(-3*time.Minute-20*time.Second), h.now.Add(-3*time.Minute))
+	h.failedLogins("replayed", h.now.Add(-7*time.Minute), h.now.Add(-7*time.Minute+time.Second), h.now.Add(-7*time.Minute+2*time.Second))
+	e := h.start()
+	drainFor(t, e, 500*time.Millisecond)
+	require.NoError(t, shutdown(e))
+	locks := h.auth.lockCalls()
+	require.Len(t, locks, 1, "mallory locked; failures older than lock_period plus search_late_tolerance lock nobody")
+	assert.Equal(t, "mallory", locks[0].Target().User)
+}
+
 func TestLockCountSurvivesRestart(t *testing.T) {
 	h := lockingHarness(t)
 	h.failedLogins("mallory", h.now.Add(-30*time.Second), h.now.Add(-25*time.Second))

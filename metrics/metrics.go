@@ -39,6 +39,7 @@ type Metrics struct {
 	givenUp  prometheus.Counter
 	locks    prometheus.Counter
 	late     prometheus.Counter
+	stalled  prometheus.Counter
 	commit   prometheus.Histogram
 	caughtUp atomic.Bool
 	newest   atomic.Int64 // unix nanoseconds of the newest handed-over audit event
@@ -71,12 +72,14 @@ func New(now func() time.Time, cluster string) *Metrics {
 		Help: "Teleport locks placed on users after repeated failed logins."})
 	m.late = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "search_late_events_total",
 		Help: "Events the search path found stored more than search_late_tolerance after their time (exported late, out of order)."})
+	m.stalled = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "search_stalled_pages_total",
+		Help: "Search pages that made no progress (empty with the key they were asked with, or the same page again); each is asked again after a backoff."})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cursor_commit_seconds",
 		Help: "Time to save the cursor durably after a hand-over.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.late, m.commit,
+	reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.late, m.stalled, m.commit,
 		gauge("lag_seconds", "Now minus the time of the newest audit event handed over (0 before the first).", func() float64 {
 			n := m.newest.Load()
 			if n == 0 {
@@ -148,6 +151,13 @@ func (m *Metrics) SessionGivenUp() {
 func (m *Metrics) LateEvents(n int) {
 	if m != nil {
 		m.late.Add(float64(n))
+	}
+}
+
+// StalledPage counts a search page that made no progress.
+func (m *Metrics) StalledPage() {
+	if m != nil {
+		m.stalled.Inc()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -260,7 +261,7 @@ func (s *SearchSource) searchWindow(ctx context.Context, w cursor.Window, sink S
 			return p.err
 		}
 		items, skip := p.items, 0
-		if lastID != "" {
+		if lastID != "" && len(items) > 0 {
 			// Resuming inside a page: skip what was already taken from it.
 			skip = -1
 			for i := range items {
@@ -287,7 +288,7 @@ func (s *SearchSource) searchWindow(ctx context.Context, w cursor.Window, sink S
 				return err
 			}
 		}
-		if p.next == "" {
+		if p.done {
 			return sink.Put(ctx, record.Item{Pos: cursor.Pos{Kind: cursor.PosWindowDone, WindowStart: w.Start, End: w.End}})
 		}
 	}
@@ -300,6 +301,7 @@ type windowPage struct {
 	items     []pageItem
 	key, next string
 	limit     int
+	done      bool // the window's last page
 	err       error
 }
 
@@ -312,27 +314,50 @@ func (s *SearchSource) pages(ctx context.Context, w cursor.Window) <-chan window
 	out := make(chan windowPage) // unbuffered: one page read ahead, no more
 	go func() {
 		defer close(out)
-		f := newFailures(s.Log, "searching events from "+w.Start.Format(time.RFC3339), s.Metrics, metrics.ErrSearch)
+		what := rangeName(w.Start, w.End)
+		f := newFailures(s.Log, "searching "+what, s.Metrics, metrics.ErrSearch)
+		c := newChain(w.Start, w.End, what, s.Log, s.Metrics)
 		limit := w.Limit
 		if limit <= 0 {
 			limit = maxPage
 		}
-		key := w.Key
+		key, from := w.Key, w.Start
 		var sl slab
 		for {
 			// page shrinks limit when a response is too large: p.limit is
 			// what this page was read with, for a resume inside it.
-			items, next, err := s.windowPage(ctx, f, w.Start, w.End, &limit, key, &sl)
-			p := windowPage{items: items, key: key, next: next, limit: limit, err: err}
+			items, next, err := s.windowPage(ctx, f, from, w.End, &limit, key, &sl)
+			if err == nil && c.stalled(key, next) {
+				if err := c.stall(ctx, key); err != nil {
+					return
+				}
+				continue
+			}
+			n := len(items)
+			kept := items[:0]
+			for _, it := range items {
+				if c.take(it.key) {
+					kept = append(kept, it)
+				}
+			}
+			st := stepDone
+			if err == nil {
+				st = c.after(key, next, n)
+			}
+			p := windowPage{items: kept, key: key, next: next, limit: limit, done: err == nil && st == stepDone, err: err}
 			select {
 			case out <- p:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || next == "" {
+			if err != nil || st == stepDone {
 				return
 			}
-			key = next
+			if st == stepByTime {
+				key, from = "", c.resumeFrom()
+			} else {
+				key = next
+			}
 			if limit < maxPage {
 				limit = min(2*limit, maxPage) // a page too large shrank it; try larger again
 			}
@@ -475,35 +500,47 @@ func (s *SearchSource) lateCheck(ctx context.Context, st *cursor.Search, now tim
 
 // read pages through [from, to) from its start (first, when given, is its
 // first page, read already), retrying failures, and calls each for every
-// event.
+// event of the range, once (see chain).
 func (s *SearchSource) read(ctx context.Context, from, to time.Time, limit int, first *tailPage, each func(*auditlogpb.EventUnstructured) error) error {
-	f := newFailures(s.Log, "searching events", s.Metrics, metrics.ErrSearch)
-	key := ""
-	if first != nil {
-		for _, ev := range first.events {
-			if err := each(ev); err != nil {
+	what := rangeName(from, to)
+	f := newFailures(s.Log, "searching "+what, s.Metrics, metrics.ErrSearch)
+	c := newChain(from, to, what, s.Log, s.Metrics)
+	key, at := "", from
+	for {
+		var (
+			events []*auditlogpb.EventUnstructured
+			next   string
+		)
+		if first != nil {
+			events, next, first = first.events, first.next, nil
+		} else {
+			var err error
+			if events, next, err = s.page(ctx, f, at, to, &limit, key); err != nil {
 				return err
 			}
 		}
-		if first.next == "" {
-			return nil
-		}
-		key = first.next
-	}
-	for {
-		events, next, err := s.page(ctx, f, from, to, &limit, key)
-		if err != nil {
-			return err
+		if c.stalled(key, next) {
+			if err := c.stall(ctx, key); err != nil {
+				return err
+			}
+			continue
 		}
 		for _, ev := range events {
+			if !c.take(keyOf(ev)) {
+				continue
+			}
 			if err := each(ev); err != nil {
 				return err
 			}
 		}
-		if next == "" {
+		switch c.after(key, next, len(events)) {
+		case stepDone:
 			return nil
+		case stepByTime:
+			key, at = "", c.resumeFrom()
+		default:
+			key = next
 		}
-		key = next
 	}
 }
 
@@ -549,10 +586,18 @@ func (s *SearchSource) smaller(err error, limit int) (int, bool) {
 	return limit / 2, true
 }
 
-// tooLarge tells whether err says a response exceeded a size limit (gRPC's
-// ResourceExhausted, trace.LimitExceeded on the client).
+// tooLarge tells whether err says a response exceeded a size limit: gRPC's
+// ResourceExhausted (trace.LimitExceeded on the client) saying a message
+// was larger than the most allowed. Teleport answers a rate limit with the
+// same code ("rate limit exceeded for searching events",
+// lib/events/searcheventslimiter.go): that is a failure to back off from,
+// with the page size kept.
 func tooLarge(err error) bool {
-	return trace.IsLimitExceeded(err) || status.Code(trace.Unwrap(err)) == codes.ResourceExhausted
+	if !trace.IsLimitExceeded(err) && status.Code(trace.Unwrap(err)) != codes.ResourceExhausted {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "larger than max") || strings.Contains(msg, "too large")
 }
 
 // keyOf identifies an event for skipping: its id, or a hash of its body for

@@ -58,6 +58,8 @@ type config struct {
 	searchBatch     int
 	searchDelay     time.Duration
 	searchOldPlugin string
+	searchBackends  string
+	searchSkipIdeal bool
 }
 
 func (c *config) skips(phase string) bool {
@@ -109,6 +111,8 @@ func main() {
 	flag.Float64Var(&c.searchDays, "search-days", 3, "search path: the backlog spans this many days")
 	flag.IntVar(&c.searchBatch, "search-batch", 500, "search path: the plugin's batch (and the bare client's serial page size)")
 	flag.DurationVar(&c.searchDelay, "search-page-delay", 200*time.Millisecond, "search path: every search call takes at least this long (Teleport's file backend: ~0.2 s a page on a 20,000-event log)")
+	flag.StringVar(&c.searchBackends, "search-backends", "file,dynamo", "search path: also drain the backlog from the stand-in answering as these audit backends (teleportd --backend), with their cost models; \"\" = none")
+	flag.BoolVar(&c.searchSkipIdeal, "search-skip-ideal", false, "search path: only the -search-backends rows")
 	flag.StringVar(&c.searchOldPlugin, "search-old-plugin", "", "search path: also drain with this .so (e.g. a build of an older commit)")
 	flag.BoolVar(&c.verbose, "v", false, "copy the host's log to stderr")
 	flag.StringVar(&c.auditMemLimit, "audit-memlimit", "100MiB", "also run the audit path with this GOMEMLIMIT (\"\" = skip)")

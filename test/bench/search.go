@@ -58,6 +58,21 @@ type searchResult struct {
 	// answer NotFound: the best bare client and the plugin there.
 	sessBare   searchRun
 	sessPlugin *drainResult
+	// backends: the same backlog from the stand-in answering as Teleport's
+	// audit backends (-search-backends), with their cost models.
+	backends []backendRun
+}
+
+// backendRun is the bare clients and the plugin on one backend mode.
+type backendRun struct {
+	name   string
+	bare   []searchRun
+	plugin *drainResult
+}
+
+func (b backendRun) best() searchRun {
+	r := searchResult{bare: b.bare}
+	return r.best()
 }
 
 // best is the fastest bare run.
@@ -131,6 +146,12 @@ func bareSearch(ctx context.Context, clt *client.Client, from, to time.Time, lim
 
 func runSearch(c *config, logw io.Writer) (*searchResult, error) {
 	res := &searchResult{n: c.searchN, batch: c.searchBatch, days: c.searchDays, delay: c.searchDelay}
+	if err := runSearchBackends(c, res, logw); err != nil {
+		return nil, err
+	}
+	if c.searchSkipIdeal {
+		return res, nil
+	}
 	best := []searchConf{{c.searchBatch, false}, {1000, false}, {5000, false}, {10000, false}, {1000, true}, {5000, true}, {10000, true}}
 	bare, plugin, err := searchBacklog(c, "auth-search", "plugin-search", best, 3, logw, "--no-sessions")
 	if err != nil {
@@ -155,6 +176,29 @@ func runSearch(c *config, logw io.Writer) (*searchResult, error) {
 	}
 	res.sessBare, res.sessPlugin = bare[0], plugin
 	return res, nil
+}
+
+// runSearchBackends drains the search backlog from the stand-in answering
+// as each of -search-backends: no page delay but the backend's own cost
+// model (test/teleportd/README.md), no visibility lag (every event of the
+// backlog is there from the start) and no rate limit, the bare client with
+// one goroutine per UTC day at the largest pages, and the plugin (median
+// of three drains).
+func runSearchBackends(c *config, res *searchResult, logw io.Writer) error {
+	for _, b := range strings.Split(c.searchBackends, ",") {
+		if b = strings.TrimSpace(b); b == "" {
+			continue
+		}
+		progress("  the same backlog, the stand-in answering as %s", b)
+		confs := []searchConf{{5000, true}, {10000, true}}
+		bare, plugin, err := searchBacklog(c, "auth-search-"+b, "plugin-search-"+b, confs, 3, logw,
+			"--no-sessions", "--backend", b, "--search-page-delay", "0", "--visibility-lag", "-1ns", "--search-rate", "-1")
+		if err != nil {
+			return fmt.Errorf("backend %s: %w", b, err)
+		}
+		res.backends = append(res.backends, backendRun{name: b, bare: bare, plugin: plugin})
+	}
+	return nil
 }
 
 // searchConf is one bare client run: its page size, and whether the days
@@ -230,6 +274,24 @@ func searchBacklog(c *config, authDir, pluginDir string, confs []searchConf, dra
 func (r *searchResult) rows(row func(what, result, target, met string)) {
 	for _, s := range r.bare {
 		row("search: bare teleport/api client, "+s.label(), fmt.Sprintf("%s (%s events in %.1f s)", rateStr(s.rate()), count(s.n), s.wall.Seconds()), "", "")
+	}
+	for _, b := range r.backends {
+		for _, s := range b.bare {
+			row("search, "+b.name+" backend: bare teleport/api client, "+s.label(), fmt.Sprintf("%s (%.1f s)", rateStr(s.rate()), s.wall.Seconds()), "", "")
+		}
+		p := b.plugin
+		res := fmt.Sprintf("%s (%.1f s", rateStr(p.rate()), p.wall.Seconds())
+		if p.runs > 1 {
+			var ws []string
+			for _, w := range p.walls {
+				ws = append(ws, fmt.Sprintf("%.1f", w.Seconds()))
+			}
+			res += fmt.Sprintf("; median of %d runs: %s s", p.runs, strings.Join(ws, ", "))
+		}
+		row("search, "+b.name+" backend: plugin, from process start", res+")", "", "")
+		best := b.best()
+		ratio := p.rate() / best.rate()
+		row("search, "+b.name+" backend: plugin / best bare client ("+best.label()+")", fmt.Sprintf("%.0f%%", 100*ratio), "≥ 80%", verdict(ratio >= 0.8 && !p.timedOut))
 	}
 	p := r.plugin
 	if p == nil {

@@ -52,7 +52,10 @@
 // codes.InvalidArgument. Order inside a chunk is generation order (time order
 // for generated chunks, Add order for explicit ones).
 //
-// Search (GetUnstructuredEvents): start_date <= time < end_date, ordered by
+// Search (GetUnstructuredEvents), as Options.Backend "ideal" (the default;
+// the other backends, as Teleport's DynamoDB, Athena, file log, Postgres and
+// Firestore audit backends answer, are in backends.go and README.md):
+// start_date <= time < end_date, ordered by
 // (time, uid). The order field carries types.EventOrder as the client sends
 // it (client.SearchUnstructuredEvents casts it): 0 = ascending, 1 =
 // descending — the opposite of the proto enum names. limit defaults to and is

@@ -175,6 +175,7 @@ type genSegment struct {
 	prec       int64 // time precision in ns (0/1 = exact)
 	recEvents  int   // recording length of its sessions (0 = hashed, see recordingLen)
 	noSessions bool  // every block has noSessionLayout
+	storedNs   int64 // GenSpec.StoredAt (unix ns; 0 = each at its own time)
 }
 
 func (g *genSegment) timeAt(i int) int64 {

@@ -53,11 +53,11 @@ func (s *Server) Live(spec LiveSpec) (stop func(), late func() int64) {
 			}
 			el := now.Sub(t0).Seconds()
 			if n := int64(spec.Rate*(1-share)*el) - onTime; n > 0 {
-				s.Generate(GenSpec{Start: prev, Count: int(n), Span: now.Sub(prev), Seed: liveSeed(spec.Seed, 2*k), Precision: spec.Precision})
+				s.Generate(GenSpec{Start: prev, Count: int(n), Span: now.Sub(prev), Seed: liveSeed(spec.Seed, 2*k), Precision: spec.Precision, StoredAt: now})
 				onTime += n
 			}
 			if n := int64(spec.Rate*share*el) - lateN; n > 0 && spec.LateDelay > 0 {
-				s.Generate(GenSpec{Start: prev.Add(-spec.LateDelay), Count: int(n), Span: now.Sub(prev), Seed: liveSeed(spec.Seed, 2*k+1), Precision: spec.Precision})
+				s.Generate(GenSpec{Start: prev.Add(-spec.LateDelay), Count: int(n), Span: now.Sub(prev), Seed: liveSeed(spec.Seed, 2*k+1), Precision: spec.Precision, StoredAt: now})
 				lateN += n
 				mu.Lock()
 				nLate += n

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,6 +72,27 @@ type Options struct {
 	// block layout hold logins and other non-session events instead, for
 	// benchmarks of the audit search alone (no recordings to track).
 	NoSessions bool
+
+	// Backend makes search (GetUnstructuredEvents, legacy GetEvents) answer
+	// as that Teleport audit backend does (backends.go; "" = BackendIdeal).
+	Backend string
+	// VisibilityLag is how long after it is stored an event becomes
+	// searchable (0 = the backend's: dynamo 500ms, athena 1m, others none;
+	// < 0 = none).
+	VisibilityLag time.Duration
+	// FaultEvery gives every FaultEvery-th search asked with a key the
+	// backend's fault (dynamo: an empty page with the same key, three
+	// times; file: an unknown key). 0 = none.
+	FaultEvery int
+	// SearchRate and SearchBurst are athena's search rate limit (calls a
+	// second, bucket size); 0 = 5 and 10, < 0 = none.
+	SearchRate  float64
+	SearchBurst int
+	// BackendCost scales the backend's cost model (0 = 1, < 0 = none).
+	BackendCost float64
+	// BackendCPUs is how many file-log pages the Auth Service reads at a
+	// time (0 = 2: the files are parsed on its CPUs).
+	BackendCPUs int
 }
 
 // Server is a running (or stopped) Auth Service stand-in.
@@ -94,9 +116,10 @@ type Server struct {
 
 	st counters
 
-	rec   recState    // session recordings, their faults and counters (recordings.go)
-	locks lockState   // UpsertLock calls (locks.go)
-	acl   accessState // per-user rights (access.go)
+	rec     recState     // session recordings, their faults and counters (recordings.go)
+	locks   lockState    // UpsertLock calls (locks.go)
+	backend backendState // the backend's faults and rate limit (backends.go)
+	acl     accessState  // per-user rights (access.go)
 }
 
 // Start creates the CA (or loads it from opts.Dir), issues the server
@@ -110,6 +133,12 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.ServerVersion == "" {
 		opts.ServerVersion = "17.2.0"
+	}
+	if opts.Backend == "" {
+		opts.Backend = BackendIdeal
+	}
+	if _, ok := backendSpecs[opts.Backend]; !ok && opts.Backend != BackendIdeal {
+		return nil, fmt.Errorf("unknown backend %q (one of %s)", opts.Backend, strings.Join(Backends, ", "))
 	}
 	if opts.SearchMaxBytes == 0 {
 		opts.SearchMaxBytes = DefaultSearchMaxBytes
@@ -375,6 +404,7 @@ type counters struct {
 	unimplemented, errors                       atomic.Int64
 	chunksListed, exported, searched            atomic.Int64
 	hsOK, hsFailed, starts                      atomic.Int64
+	faults, rateLimited                         atomic.Int64
 
 	callsMu  sync.Mutex
 	calls    map[string]*atomic.Int64
@@ -400,6 +430,8 @@ type Stats struct {
 	ChunksListed   int64 // chunk names streamed by GetEventExportChunks
 	EventsExported int64 // events sent by ExportUnstructuredEvents
 	EventsSearched int64 // events returned by GetUnstructuredEvents
+	SearchFaults   int64 // search answers that were a backend's fault (Options.FaultEvery)
+	RateLimited    int64 // search calls refused by the athena rate limit
 
 	// TLS handshakes. Note that client.New with identity-file credentials
 	// also tries its proxy/tunnel/TLS-routing connection methods against
@@ -427,6 +459,8 @@ func (s *Server) Stats() Stats {
 		ChunksListed:                    c.chunksListed.Load(),
 		EventsExported:                  c.exported.Load(),
 		EventsSearched:                  c.searched.Load(),
+		SearchFaults:                    c.faults.Load(),
+		RateLimited:                     c.rateLimited.Load(),
 		HandshakesOK:                    c.hsOK.Load(),
 		HandshakesFailed:                c.hsFailed.Load(),
 		Starts:                          c.starts.Load(),

@@ -175,13 +175,6 @@ func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstruc
 	if limit <= 0 || limit > MaxSearchLimit {
 		limit = MaxSearchLimit
 	}
-	var key *searchKey
-	if req.GetStartKey() != "" {
-		var ok bool
-		if key, ok = parseSearchKey(req.GetStartKey()); !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "invalid start_key %q", req.GetStartKey())
-		}
-	}
 	var typeSet map[string]bool
 	if len(req.GetEventTypes()) > 0 {
 		typeSet = make(map[string]bool, len(req.GetEventTypes()))
@@ -202,6 +195,19 @@ func (a *auditService) searchRaw(ctx context.Context, req *auditlogpb.GetUnstruc
 		asc = false
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "invalid order %d", req.GetOrder())
+	}
+	if b := a.s.opts.Backend; b != BackendIdeal {
+		if !asc {
+			return nil, status.Error(codes.Unimplemented, "the stand-in's backends answer ascending searches only")
+		}
+		return a.backendSearch(ctx, b, req, lo, hi, typeSet)
+	}
+	var key *searchKey
+	if req.GetStartKey() != "" {
+		var ok bool
+		if key, ok = parseSearchKey(req.GetStartKey()); !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid start_key %q", req.GetStartKey())
+		}
 	}
 	w := &pbw{}
 	if lo >= hi {

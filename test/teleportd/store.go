@@ -54,13 +54,17 @@ type GenSpec struct {
 	// precision, so time.Millisecond makes dense runs share timestamps
 	// like real ones; 0 keeps Start + i*Span/Count exactly.
 	Precision time.Duration
+	// StoredAt is when the events are stored (zero: each at its own time,
+	// a backlog); a backend's visibility lag counts from it.
+	StoredAt time.Time
 }
 
 type storedEvent struct {
-	t   int64
-	uid string
-	typ string
-	raw []byte // EventUnstructured wire encoding
+	stored int64 // when Add stored it (unix ns)
+	t      int64
+	uid    string
+	typ    string
+	raw    []byte // EventUnstructured wire encoding
 }
 
 // chunk is a sealed, immutable export chunk of one UTC day: either an index
@@ -197,6 +201,7 @@ func (st *store) generate(g GenSpec) []string {
 		prec:       int64(max(g.Precision, 0)),
 		recEvents:  st.recEvents,
 		noSessions: st.noSessions,
+		storedNs:   storedNs(g.StoredAt),
 	}
 	seg.minT = seg.timeAt(0)
 	seg.maxT = seg.timeAt(g.Count - 1)
@@ -295,7 +300,7 @@ func (st *store) toStored(e Event) (*storedEvent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &storedEvent{t: t.UnixNano(), uid: uid, typ: typ, raw: raw}, nil
+	return &storedEvent{stored: time.Now().UnixNano(), t: t.UnixNano(), uid: uid, typ: typ, raw: raw}, nil
 }
 
 func (st *store) add(events []Event) ([]string, error) {
@@ -371,4 +376,11 @@ func (st *store) total() int {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	return st.count
+}
+
+func storedNs(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }

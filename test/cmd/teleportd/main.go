@@ -5,6 +5,8 @@
 //	          [--rate 0] [--late-share 0 --late-delay 20s] [--export-unimplemented]
 //	          [--recordings-unimplemented] [--search-unimplemented] [--search-page-delay 0]
 //	          [--seed 1] [--ttl 12h] [--recording-events 0]
+//	          [--backend ideal|dynamo|athena|file|postgres|firestore] [--visibility-lag 0]
+//	          [--fault-every 0] [--search-rate 0 --search-burst 0] [--backend-cost 0]
 //
 // It writes DIR/identity (identity file for client.LoadIdentityFile),
 // DIR/ca.crt, DIR/client.crt, DIR/client.key (for client.LoadKeyPair) and,
@@ -27,6 +29,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,6 +63,13 @@ func main() {
 		statsEvery  = flag.Duration("stats", 0, "log counters to stderr at this interval (0 = never)")
 		verbose     = flag.Bool("v", false, "log server activity to stderr")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
+		backend     = flag.String("backend", teleportd.BackendIdeal, "search answers as this Teleport audit backend: "+strings.Join(teleportd.Backends, "|")+" (see test/teleportd/README.md)")
+		visLag      = flag.Duration("visibility-lag", 0, "events become searchable this long after they are stored (0 = the backend's: dynamo 500ms, athena 1m; <0 = none)")
+		faultEvery  = flag.Int("fault-every", 0, "every Nth search asked with a key gets the backend's fault (dynamo: empty page with the same key; file: unknown key); 0 = none")
+		searchRate  = flag.Float64("search-rate", 0, "athena: search calls a second allowed (0 = 5; <0 = no limit)")
+		searchBurst = flag.Int("search-burst", 0, "athena: search rate limit burst (0 = 10)")
+		backendCost = flag.Float64("backend-cost", 0, "scale of the backend's cost model (0 = 1; <0 = none)")
+		backendCPUs = flag.Int("backend-cpus", 0, "file: pages the Auth Service reads at a time (0 = 2)")
 	)
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -108,6 +118,13 @@ func main() {
 		NoRecordings:            *noRecs,
 		RecordingEvents:         *recEvents,
 		NoSessions:              *noSessions,
+		Backend:                 *backend,
+		VisibilityLag:           *visLag,
+		FaultEvery:              *faultEvery,
+		SearchRate:              *searchRate,
+		SearchBurst:             *searchBurst,
+		BackendCost:             *backendCost,
+		BackendCPUs:             *backendCPUs,
 	}
 	if *verbose {
 		opts.Logf = log.Printf
