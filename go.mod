@@ -27,7 +27,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
-	github.com/prometheus/client_model v0.6.1 // indirect
 	github.com/prometheus/common v0.55.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
 	github.com/russellhaering/gosaml2 v0.9.1 // indirect
@@ -66,6 +65,7 @@ require (
 	github.com/gravitational/trace v1.4.0 // Teleport's error kinds (NotImplemented)
 	github.com/pelletier/go-toml/v2 v2.4.3 // teleport-event-handler.toml files
 	github.com/prometheus/client_golang v1.20.5 // the opt-in metrics endpoint
+	github.com/prometheus/client_model v0.6.1 // metric families of inputs sharing one endpoint
 	github.com/stretchr/testify v1.12.1 // tests
 	github.com/tinylib/msgp v1.6.5 // allocation-free msgpack records
 	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // configure: server.key as encrypted PKCS#8 (PBES2/AES-256) for Fluentd; the stdlib only has the deprecated, insecure legacy PEM encryption (x509.EncryptPEMBlock)

@@ -3,7 +3,11 @@
 // merged with the precedence property > environment > TOML > default.
 package conf
 
-import "time"
+import (
+	"net"
+	"strings"
+	"time"
+)
 
 // Config is the validated configuration of one plugin instance.
 type Config struct {
@@ -48,6 +52,9 @@ type Config struct {
 	LockFor              time.Duration // lock_for / lock-for; 0 = permanent
 
 	// Observability.
+	// Cluster names the input in its log lines and in the cluster label of
+	// its metrics; "" when unset (Name then gives teleport_addr's host).
+	Cluster          string        // cluster
 	MetricsListen    string        // metrics_listen: host:port for Prometheus metrics; "" = nothing listens
 	ProgressInterval time.Duration // progress_interval: how often a progress line is logged while events flow
 
@@ -94,3 +101,20 @@ const (
 
 // DefaultSkipSessionTypes are dropped from recordings unless configured.
 var DefaultSkipSessionTypes = []string{"print", "desktop.recording"}
+
+// Name is how the input is named in its log lines and metrics: the cluster
+// key, or else the host of teleport_addr.
+func (c *Config) Name() string {
+	if c.Cluster != "" {
+		return c.Cluster
+	}
+	addr := c.TeleportAddr
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		addr = rest
+	}
+	addr, _, _ = strings.Cut(addr, "/")
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}

@@ -139,6 +139,11 @@ var keyDefs = []keyDef{
 		toml: []string{"lock-for", "lock.for"},
 		kind: kindDuration, min: 0, field: func(c *Config) any { return &c.LockFor }},
 
+	// cluster names this input among the teleport inputs of one Fluent
+	// Bit: its log lines and the cluster label of its metrics.
+	{prop: "cluster", env: []string{"FDFWD_CLUSTER"},
+		toml: []string{"cluster"},
+		kind: kindString, field: func(c *Config) any { return &c.Cluster }},
 	{prop: "metrics_listen", env: []string{"FDFWD_METRICS_LISTEN"},
 		toml: []string{"metrics-listen"},
 		kind: kindString, field: func(c *Config) any { return &c.MetricsListen }},
@@ -266,6 +271,8 @@ var Misspellings = []Misspelling{
 	{"lock-for", "lock_for"},
 	{"callback-bytes", "callback_bytes"},
 	{"queue-bytes", "queue_bytes"},
+	{"cluster_name", "cluster"},
+	{"cluster-name", "cluster"},
 	{"config_file", "config"},
 	{"config-file", "config"},
 }

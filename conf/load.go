@@ -416,7 +416,24 @@ func validate(cfg *Config, given map[string]*raw) error {
 	if cfg.StorageDir == "" {
 		return errors.New("no storage_dir: set the storage_dir property, FDFWD_STORAGE, or storage in the config file")
 	}
+	if r := given["cluster"]; r != nil && !validClusterName(cfg.Cluster) {
+		return r.invalid("must be 1 to 63 letters, digits, '.', '_' or '-'")
+	}
 	return nil
+}
+
+// validClusterName keeps the cluster key fit for a log tag and a metric
+// label value.
+func validClusterName(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // joinAnd joins names as "a", "a and b" or "a, b and c".

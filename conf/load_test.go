@@ -213,6 +213,9 @@ var everyKey = []keyCase{
 	{prop: "lock_for", env: "FDFWD_LOCK_FOR", tomlKey: "lock-for",
 		text: "1h", tomlVal: `"1h"`,
 		get: func(c *Config) any { return c.LockFor }, want: time.Hour},
+	{prop: "cluster", env: "FDFWD_CLUSTER", tomlKey: "cluster",
+		text: "prod-eu", tomlVal: `"prod-eu"`,
+		get: func(c *Config) any { return c.Cluster }, want: "prod-eu"},
 	{prop: "metrics_listen", env: "FDFWD_METRICS_LISTEN", tomlKey: "metrics-listen",
 		text: "127.0.0.1:2021", tomlVal: `"127.0.0.1:2021"`,
 		get: func(c *Config) any { return c.MetricsListen }, want: "127.0.0.1:2021"},
@@ -661,4 +664,38 @@ func TestRedacted(t *testing.T) {
 	var nilCfg *Config
 	assert.Equal(t, "<nil>", nilCfg.String())
 	assert.True(t, slices.Contains(Properties, "config"))
+}
+
+// The cluster key names the input; without it the name is teleport_addr's
+// host. A name unfit for a log tag or a label value is refused.
+func TestClusterName(t *testing.T) {
+	for _, tc := range []struct {
+		addr, cluster, want, err string
+	}{
+		{addr: "teleport.example.com:443", want: "teleport.example.com"},
+		{addr: "https://auth.example.com:3025/", want: "auth.example.com"},
+		{addr: "10.0.0.7:3025", want: "10.0.0.7"},
+		{addr: "[::1]:3025", want: "::1"},
+		{addr: "teleport.example.com", want: "teleport.example.com"},
+		{addr: "a:443", cluster: "prod_eu-1.a", want: "prod_eu-1.a"},
+		{addr: "a:443", cluster: "prod eu", err: `invalid cluster "prod eu": must be 1 to 63 letters, digits, '.', '_' or '-'`},
+		{addr: "a:443", cluster: "prod]", err: `invalid cluster "prod]"`},
+		{addr: "a:443", cluster: strings.Repeat("x", 64), err: "invalid cluster"},
+	} {
+		t.Run(tc.addr+"/"+tc.cluster, func(t *testing.T) {
+			props := baseProps("")
+			props["teleport_addr"] = tc.addr
+			if tc.cluster != "" {
+				props["cluster"] = tc.cluster
+			}
+			cfg, _, err := Load(func(k string) string { return props[k] }, nil)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.Name())
+		})
+	}
 }

@@ -483,7 +483,7 @@ func TestMetricsTableListsEveryMetric(t *testing.T) {
 	}
 
 	rec := httptest.NewRecorder()
-	metrics.New(time.Now).Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	metrics.New(time.Now, "").Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	require.Equal(t, 200, rec.Code)
 	n := 0
 	for _, line := range strings.Split(rec.Body.String(), "\n") {

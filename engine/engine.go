@@ -133,7 +133,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	e.queue = NewQueue(cfg.QueueBytes/2, e.signalStager)
 	e.sessQ = NewQueue(cfg.QueueBytes/2, e.signalStager)
 	if cfg.MetricsListen != "" {
-		e.metrics = metrics.New(opts.Now)
+		e.metrics = metrics.New(opts.Now, cfg.Name())
 	}
 	e.progress = progress{log: opts.Log, m: e.metrics, every: cfg.ProgressInterval,
 		behindAfter: max(time.Minute, 4*cfg.PollInterval), last: opts.Now()}

@@ -40,10 +40,10 @@ func TestMetricsAndCaughtUpLine(t *testing.T) {
 	assert.Equal(t, 1, count(h.log.String(), "caught up:"))
 
 	out := scrape(t, addr)
-	assert.Contains(t, out, "teleport_fluent_bit_events_handed_over_total{class=\"audit\"} 306\n")
-	assert.Contains(t, out, "teleport_fluent_bit_events_handed_over_total{class=\"session\"} 60\n")
-	assert.Contains(t, out, "teleport_fluent_bit_caught_up 1\n")
-	assert.Contains(t, out, "teleport_fluent_bit_sessions_pending 0\n")
+	assert.Contains(t, out, "teleport_fluent_bit_events_handed_over_total{class=\"audit\",cluster=\"127.0.0.1\"} 306\n")
+	assert.Contains(t, out, "teleport_fluent_bit_events_handed_over_total{class=\"session\",cluster=\"127.0.0.1\"} 60\n")
+	assert.Contains(t, out, "teleport_fluent_bit_caught_up{cluster=\"127.0.0.1\"} 1\n")
+	assert.Contains(t, out, "teleport_fluent_bit_sessions_pending{cluster=\"127.0.0.1\"} 0\n")
 	require.NoError(t, shutdown(e))
 
 	_, err := http.Get("http://" + addr + "/metrics")

@@ -34,6 +34,14 @@ func New(w io.Writer, tag string) *Logger {
 // Default logs to stderr, where Fluent Bit writes its own lines.
 var Default = New(os.Stderr, "input:teleport")
 
+// SetTag changes the component tag, e.g. to "input:teleport:prod" once a
+// second teleport input runs in the same Fluent Bit.
+func (l *Logger) SetTag(tag string) {
+	l.mu.Lock()
+	l.tag = tag
+	l.mu.Unlock()
+}
+
 // SetDebug turns debug lines on or off.
 func (l *Logger) SetDebug(on bool) { l.debug.Store(on) }
 

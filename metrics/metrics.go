@@ -8,11 +8,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 const ns = "teleport_fluent_bit"
@@ -49,8 +51,15 @@ type Metrics struct {
 
 // New returns the metrics with their own registry (never the global one:
 // the plugin shares a process with Fluent Bit and maybe other Go plugins).
-func New(now func() time.Time) *Metrics {
+// Every series carries the label cluster="<cluster>" (left out when
+// cluster is ""), so the teleport inputs of one Fluent Bit can share an
+// address.
+func New(now func() time.Time, cluster string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), now: now}
+	var reg prometheus.Registerer = m.reg
+	if cluster != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": cluster}, m.reg)
+	}
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_handed_over_total",
 		Help: "Records handed over to Fluent Bit, by class: audit events or session recording events."}, []string{"class"})
 	m.bytes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "handed_over_bytes_total",
@@ -70,7 +79,7 @@ func New(now func() time.Time) *Metrics {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.late, m.stalled, m.commit,
+	reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.late, m.stalled, m.commit,
 		gauge("lag_seconds", "Now minus the time of the newest audit event handed over (0 before the first).", func() float64 {
 			n := m.newest.Load()
 			if n == 0 {
@@ -178,16 +187,69 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Serve listens on addr and serves /metrics until the returned stop is
-// called; bound is the address actually bound (addr may have port 0). The
-// listen error is returned at once, so a bad address fails Init.
+// server is one listening /metrics endpoint, shared by every Metrics of
+// the process served on the same metrics_listen value (one per teleport
+// input): their series differ by the cluster label.
+type server struct {
+	bound string
+	regs  map[*prometheus.Registry]bool
+	stop  func()
+}
+
+var (
+	serversMu sync.Mutex
+	servers   = map[string]*server{}
+)
+
+// Serve serves /metrics on addr until the returned stop is called; bound is
+// the address actually bound (addr may have port 0). Metrics given the same
+// addr share one listener. The listen error is returned at once, so a bad
+// address fails Init.
 func (m *Metrics) Serve(addr string) (bound string, stop func(), err error) {
+	serversMu.Lock()
+	defer serversMu.Unlock()
+	s := servers[addr]
+	if s == nil {
+		if s, err = listen(addr); err != nil {
+			return "", nil, err
+		}
+		servers[addr] = s
+	}
+	s.regs[m.reg] = true
+	var once sync.Once
+	return s.bound, func() {
+		once.Do(func() {
+			serversMu.Lock()
+			delete(s.regs, m.reg)
+			last := len(s.regs) == 0
+			if last {
+				delete(servers, addr)
+			}
+			serversMu.Unlock()
+			if last {
+				s.stop()
+			}
+		})
+	}, nil
+}
+
+func listen(addr string) (*server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
+	s := &server{bound: ln.Addr().String(), regs: map[*prometheus.Registry]bool{}}
+	gather := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		serversMu.Lock()
+		gs := make(prometheus.Gatherers, 0, len(s.regs))
+		for r := range s.regs {
+			gs = append(gs, r)
+		}
+		serversMu.Unlock()
+		return gs.Gather()
+	})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
+	mux.Handle("/metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
@@ -196,10 +258,11 @@ func (m *Metrics) Serve(addr string) (bound string, stop func(), err error) {
 			_ = err // the listener is ours; nothing else can close it
 		}
 	}()
-	return ln.Addr().String(), func() {
+	s.stop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		<-done
-	}, nil
+	}
+	return s, nil
 }

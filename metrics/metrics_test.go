@@ -23,7 +23,7 @@ func scrape(t *testing.T, addr string) string {
 
 func TestSeriesAndValues(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	m := New(func() time.Time { return now })
+	m := New(func() time.Time { return now }, "")
 	addr, stop, err := m.Serve("127.0.0.1:0")
 	require.NoError(t, err)
 	defer stop()
@@ -75,6 +75,36 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 }
 
 func TestServeBadAddress(t *testing.T) {
-	_, _, err := New(time.Now).Serve("256.0.0.1:99999")
+	_, _, err := New(time.Now, "").Serve("256.0.0.1:99999")
 	assert.Error(t, err)
+}
+
+// Two inputs given the same metrics_listen share one address; each series
+// says its cluster, and the address stays up until the last one stops.
+func TestInputsShareAnAddressByCluster(t *testing.T) {
+	now := time.Now()
+	prod, staging := New(func() time.Time { return now }, "prod"), New(func() time.Time { return now }, "staging")
+	addr, stopProd, err := prod.Serve("127.0.0.1:0")
+	require.NoError(t, err)
+	addr2, stopStaging, err := staging.Serve("127.0.0.1:0")
+	require.NoError(t, err)
+	assert.Equal(t, addr, addr2, "the same metrics_listen is one listener")
+
+	prod.HandedOver(3, 0, 10, now)
+	staging.HandedOver(5, 0, 10, now)
+	staging.CaughtUp(true)
+	out := scrape(t, addr)
+	assert.Contains(t, out, `teleport_fluent_bit_events_handed_over_total{class="audit",cluster="prod"} 3`)
+	assert.Contains(t, out, `teleport_fluent_bit_events_handed_over_total{class="audit",cluster="staging"} 5`)
+	assert.Contains(t, out, `teleport_fluent_bit_caught_up{cluster="prod"} 0`)
+	assert.Contains(t, out, `teleport_fluent_bit_caught_up{cluster="staging"} 1`)
+
+	stopProd()
+	stopProd() // a second stop is harmless
+	out = scrape(t, addr)
+	assert.NotContains(t, out, `cluster="prod"`)
+	assert.Contains(t, out, `cluster="staging"`)
+	stopStaging()
+	_, err = http.Get("http://" + addr + "/metrics")
+	assert.Error(t, err, "closed with the last input")
 }

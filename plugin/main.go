@@ -7,6 +7,7 @@ package main
 /*
 #include <stdlib.h>
 #include <string.h>
+#include "abi.h"
 */
 import "C"
 
@@ -14,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"sync"
 	"syscall"
 	"unsafe"
 
@@ -22,6 +22,7 @@ import (
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/engine"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/instances"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 )
 
@@ -35,12 +36,23 @@ const (
 )
 
 var (
+	// log takes lines about no single input (refusals, internal errors).
 	log = logging.Default
 
-	// One instance per loaded .so: the callbacks carry no instance context,
-	// so a second instance would share these globals.
-	mu       sync.Mutex
-	instance *engine.Engine
+	// inputs are the teleport inputs of this Fluent Bit. Which one a call
+	// belongs to: the remote context of the Ctx callbacks, else the thread
+	// (package instances says why that is exact).
+	inputs = &instances.Registry{
+		Log: logging.Default,
+		SetLimit: func(n int64) {
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(n)
+			}
+		},
+		// exit_on_last_event: Fluent Bit then pauses, flushes and exits 0,
+		// like on Ctrl-C.
+		ExitAll: func() { _ = syscall.Kill(os.Getpid(), syscall.SIGTERM) },
+	}
 )
 
 // guard turns a panic into a logged error, so nothing panics across the cgo
@@ -61,21 +73,23 @@ func firstFrames(stack []byte) string {
 	return string(stack)
 }
 
+// thread identifies the Fluent Bit thread the call runs on: a cgo callback
+// runs on the calling C thread.
+func thread() uint64 { return uint64(C.tfb_thread_id()) }
+
 //export FLBPluginRegister
 func FLBPluginRegister(def unsafe.Pointer) (rc C.int) {
 	defer guard("FLBPluginRegister", &rc, -1)
 	return C.int(input.FLBPluginRegister(def, "teleport", "Teleport audit events and session recordings"))
 }
 
+// FLBPluginInit starts one teleport input. Fluent Bit runs it on the
+// input's own thread, one input after the other; plugin is the one struct
+// per loaded .so, pointing at this input for the length of the call.
+//
 //export FLBPluginInit
 func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 	defer guard("FLBPluginInit", &rc, flbError)
-	mu.Lock()
-	defer mu.Unlock()
-	if instance != nil {
-		log.Errorf("only one teleport input per Fluent Bit process is supported: this one is refused (the plugin keeps one export per loaded .so; run a second Fluent Bit, or load a copy of the .so under another file name, for a second cluster)")
-		return flbError
-	}
 	cfg, notices, err := conf.Load(func(key string) string {
 		return input.FLBPluginConfigKey(plugin, key)
 	}, os.Getenv)
@@ -83,34 +97,46 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 		log.Errorf("%s", err)
 		return flbError
 	}
-	log.SetDebug(cfg.Debug)
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(engine.SoftMemoryLimit(cfg))
+	tag := "input:teleport"
+	if cfg.Cluster != "" {
+		tag += ":" + cfg.Cluster
 	}
-	for _, n := range notices {
-		log.Infof("%s", n)
-	}
-	if note, warn := conf.ChunkNote(cfg.CallbackBytes); warn {
-		log.Warnf("%s", note)
-	} else if note != "" {
-		log.Infof("%s", note)
-	}
-	e, err := engine.Start(cfg, engine.Options{
-		Log:   log,
-		Alloc: cAlloc,
-		Free:  func(b []byte) { C.free(unsafe.Pointer(unsafe.SliceData(b))) },
-		OnDrained: func() {
-			// Fluent Bit then pauses, flushes and exits 0, like on Ctrl-C.
-			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
-		},
+	lg := logging.New(os.Stderr, tag)
+	lg.SetDebug(cfg.Debug)
+	in, err := inputs.Admit(instances.Admission{
+		Thread: thread(), CtxABI: C.tfb_ctx_abi(plugin) != 0,
+		Name: cfg.Name(), Storage: cfg.StorageDir,
+		Limit: engine.SoftMemoryLimit(cfg), ExitOnLastEvent: cfg.ExitOnLastEvent, Log: lg,
 	})
 	if err != nil {
 		log.Errorf("%s", err)
 		return flbError
 	}
-	instance = e
+	for _, n := range notices {
+		lg.Infof("%s", n)
+	}
+	if note, warn := conf.ChunkNote(cfg.CallbackBytes); warn {
+		lg.Warnf("%s", note)
+	} else if note != "" {
+		lg.Infof("%s", note)
+	}
+	e, err := engine.Start(cfg, engine.Options{
+		Log:       lg,
+		Alloc:     cAlloc,
+		Free:      func(b []byte) { C.free(unsafe.Pointer(unsafe.SliceData(b))) },
+		OnDrained: func() { inputs.Drained(in) },
+	})
+	if err != nil {
+		inputs.Remove(in)
+		lg.Errorf("%s", err)
+		return flbError
+	}
+	inputs.Attach(in, e)
+	if in.CtxABI {
+		C.tfb_set_remote_context(plugin, C.uintptr_t(in.ID))
+	}
 	if cfg.DryRun {
-		log.Infof("dry_run: records are emitted but the cursor is never saved")
+		lg.Infof("dry_run: records are emitted but the cursor is never saved")
 	}
 	return flbOK
 }
@@ -125,17 +151,18 @@ func cAlloc(n int) []byte {
 	return unsafe.Slice((*byte)(p), n)
 }
 
-func current() *engine.Engine {
-	mu.Lock()
-	defer mu.Unlock()
-	return instance
+// engineOf is the engine of an input, or nil.
+func engineOf(in *instances.Instance) *engine.Engine {
+	if in == nil {
+		return nil
+	}
+	e, _ := in.Engine().(*engine.Engine)
+	return e
 }
 
-//export FLBPluginInputCallback
-func FLBPluginInputCallback(data *unsafe.Pointer, size *C.size_t) (rc C.int) {
-	defer guard("FLBPluginInputCallback", &rc, flbError)
+// collect is one callback of e's input.
+func collect(e *engine.Engine, data *unsafe.Pointer, size *C.size_t) C.int {
 	*data, *size = nil, 0
-	e := current()
 	if e == nil {
 		return flbOK
 	}
@@ -148,54 +175,88 @@ func FLBPluginInputCallback(data *unsafe.Pointer, size *C.size_t) (rc C.int) {
 	return flbOK
 }
 
-//export FLBPluginInputCleanupCallback
-func FLBPluginInputCleanupCallback(data unsafe.Pointer) (rc C.int) {
-	defer guard("FLBPluginInputCleanupCallback", &rc, flbError)
+// cleanup frees what a callback of e's input returned, now copied by
+// Fluent Bit.
+func cleanup(e *engine.Engine, data unsafe.Pointer) C.int {
 	if data != nil {
 		C.free(data)
 	}
-	if e := current(); e != nil {
+	if e != nil {
 		e.Handed()
 	}
 	return flbOK
 }
 
+// FLBPluginInputCallbackCtx is the callback of Fluent Bit 4.1 and later:
+// ctx is what Init stored for this input.
+//
+//export FLBPluginInputCallbackCtx
+func FLBPluginInputCallbackCtx(ctx unsafe.Pointer, data *unsafe.Pointer, size *C.size_t) (rc C.int) {
+	defer guard("FLBPluginInputCallbackCtx", &rc, flbError)
+	return collect(engineOf(inputs.ByContext(uintptr(ctx))), data, size)
+}
+
+//export FLBPluginInputCleanupCallbackCtx
+func FLBPluginInputCleanupCallbackCtx(ctx unsafe.Pointer, data unsafe.Pointer) (rc C.int) {
+	defer guard("FLBPluginInputCleanupCallbackCtx", &rc, flbError)
+	return cleanup(engineOf(inputs.ByContext(uintptr(ctx))), data)
+}
+
+// FLBPluginInputCallback is the callback of Fluent Bit before 4.1, which
+// runs one teleport input only.
+//
+//export FLBPluginInputCallback
+func FLBPluginInputCallback(data *unsafe.Pointer, size *C.size_t) (rc C.int) {
+	defer guard("FLBPluginInputCallback", &rc, flbError)
+	return collect(engineOf(inputs.ByThread(thread())), data, size)
+}
+
+//export FLBPluginInputCleanupCallback
+func FLBPluginInputCleanupCallback(data unsafe.Pointer) (rc C.int) {
+	defer guard("FLBPluginInputCleanupCallback", &rc, flbError)
+	return cleanup(engineOf(inputs.ByThread(thread())), data)
+}
+
+// FLBPluginInputPause and FLBPluginInputResume carry no context: they run
+// on the paused input's own thread.
+//
 //export FLBPluginInputPause
 func FLBPluginInputPause() {
 	defer guard("FLBPluginInputPause", nil, 0)
-	if e := current(); e != nil {
-		e.Pause()
-	}
+	inputs.Pause(thread())
 }
 
 //export FLBPluginInputResume
 func FLBPluginInputResume() {
 	defer guard("FLBPluginInputResume", nil, 0)
-	if e := current(); e != nil {
-		e.Resume()
-	}
+	inputs.Resume(thread())
 }
 
 //export FLBPluginInputPreExit
 func FLBPluginInputPreExit(byHotReload C.int) {
 	defer guard("FLBPluginInputPreExit", nil, 0)
-	if e := current(); e != nil {
+	if e := engineOf(inputs.ByThread(thread())); e != nil {
 		e.BeginShutdown()
 	}
 }
 
+// FLBPluginExit stops the input whose thread calls it (Fluent Bit runs
+// PreExit and Exit on the input thread, from flb_proxy_input_cb_exit).
+//
 //export FLBPluginExit
 func FLBPluginExit() (rc C.int) {
 	defer guard("FLBPluginExit", &rc, flbError)
-	mu.Lock()
-	e := instance
-	instance = nil
-	mu.Unlock()
+	in := inputs.ByThread(thread())
+	if in == nil {
+		return flbOK
+	}
+	inputs.Remove(in)
+	e := engineOf(in)
 	if e == nil {
 		return flbOK
 	}
 	if err := e.Stop(); err != nil {
-		log.Errorf("stopping: %s", err)
+		in.Log.Errorf("stopping: %s", err)
 		return flbError
 	}
 	return flbOK

@@ -26,6 +26,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,8 +92,22 @@ var DefaultDNSNames = []string{"localhost"}
 const ServerVHost = "fluentd.teleport-fluent-bit.invalid"
 
 // FluentBitReleases are the Fluent Bit releases the generated Fluent Bit
-// configurations are for.
-const FluentBitReleases = "Fluent Bit 3.2 and later"
+// configurations are for; MultiClusterReleases those with several teleport
+// inputs (Options.Clusters): the Go proxy's per-instance callbacks.
+const (
+	FluentBitReleases    = "Fluent Bit 3.2 and later"
+	MultiClusterReleases = "Fluent Bit 4.1 and later"
+)
+
+// Cluster is one more Teleport cluster the generated Fluent Bit exports,
+// in a teleport input of its own (docs/multiple-clusters.md).
+type Cluster struct {
+	Name string // the input's alias and cluster key
+	Addr string // its Auth Service or Proxy, host:port
+}
+
+// ClusterTOML is the plugin configuration file of cluster name.
+func ClusterTOML(name string) string { return "teleport-fluent-bit-" + name + ".toml" }
 
 // Options configure Configure. Zero values get the defaults.
 type Options struct {
@@ -118,6 +133,11 @@ type Options struct {
 	// StartTime is the TOML's start-time, where the first run starts
 	// (zero: unset, the time of the first run).
 	StartTime time.Time
+
+	// Clusters are more Teleport clusters, each with its own TOML file
+	// (ClusterTOML), identity (Identity-<name>), storage_dir
+	// (Storage-<name>) and tag (AuditTag.<name>).
+	Clusters []Cluster
 
 	// Resolve looks a server name up, to add its addresses when no IPs are
 	// given; nil uses the system resolver. A name that does not resolve is
@@ -208,6 +228,20 @@ func (o Options) normalize() (*normalized, error) {
 	}
 	if n.Buffer == "" {
 		n.Buffer = DefaultBuffer
+	}
+	firstHost, _, _ := net.SplitHostPort(n.TeleportAddr)
+	seen := map[string]bool{firstHost: true}
+	for _, c := range n.Clusters {
+		if !clusterName.MatchString(c.Name) {
+			return nil, fmt.Errorf("invalid --cluster name %q: must be 1 to 63 letters, digits, '.', '_' or '-'", c.Name)
+		}
+		if seen[c.Name] {
+			return nil, fmt.Errorf("invalid --cluster name %q: every cluster needs a name of its own (the first is named after its host, %s)", c.Name, firstHost)
+		}
+		seen[c.Name] = true
+		if err := checkHostPort("Teleport address of cluster "+c.Name, c.Addr, "teleport.example.com:443"); err != nil {
+			return nil, err
+		}
 	}
 	if !filepath.IsAbs(n.Buffer) {
 		n.Buffer = filepath.Join(dir, n.Buffer)
@@ -402,7 +436,7 @@ func Configure(o Options) (*Result, error) {
 		return nil, err
 	}
 	if !n.Force {
-		for _, f := range Files {
+		for _, f := range n.files() {
 			p := filepath.Join(n.dir, f)
 			if _, err := os.Lstat(p); err == nil {
 				return nil, &ExistsError{Path: p}
@@ -450,7 +484,7 @@ func Configure(o Options) (*Result, error) {
 	}
 
 	res := &Result{Dir: n.dir, Passphrase: passphrase, DNSNames: n.DNSNames, IPs: n.ips, VHost: n.vhost, Notes: notes}
-	for _, f := range Files {
+	for _, f := range n.files() {
 		p := filepath.Join(n.dir, f)
 		if err := writeFile(p, contents[f], n.Force); err != nil {
 			return res, err
@@ -541,4 +575,16 @@ func bare(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// clusterName is the plugin's rule for the cluster key.
+var clusterName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
+
+// files is Files plus the TOML file of every further cluster.
+func (n *normalized) files() []string {
+	out := slices.Clone(Files)
+	for _, c := range n.Clusters {
+		out = append(out, ClusterTOML(c.Name))
+	}
+	return out
 }

@@ -722,6 +722,100 @@ func foreignCA(t *testing.T) *x509.Certificate {
 	return c
 }
 
+// --cluster: one more teleport input per cluster, each with its own TOML
+// file (address, identity, cursor), name and tag, and its recordings
+// filter; every input loads through the plugin's loader.
+func TestSeveralClusters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	o := Options{Dir: dir, TeleportAddr: "prod.example.com:443", Length: 1024, Resolve: noDNS,
+		Clusters: []Cluster{{Name: "staging", Addr: "staging.example.com:443"}, {Name: "eu", Addr: "eu.example.com:3025"}}}
+	res, err := Configure(o)
+	require.NoError(t, err)
+	for _, f := range []string{ClusterTOML("staging"), ClusterTOML("eu")} {
+		assert.Contains(t, res.Files, filepath.Join(dir, f))
+		fi, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	}
+
+	var fb struct {
+		Service  map[string]any `yaml:"service"`
+		Plugins  []string       `yaml:"plugins"`
+		Pipeline struct {
+			Inputs  []map[string]any `yaml:"inputs"`
+			Filters []map[string]any `yaml:"filters"`
+			Outputs []map[string]any `yaml:"outputs"`
+		} `yaml:"pipeline"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(read(t, dir, FluentBitYAML)))
+	dec.KnownFields(true)
+	require.NoError(t, dec.Decode(&fb))
+	require.Len(t, fb.Pipeline.Inputs, 3)
+	type want struct{ name, addr, identity, storage, tag string }
+	wants := []want{
+		{"prod.example.com", "prod.example.com:443", "identity", "storage", AuditTag},
+		{"staging", "staging.example.com:443", "identity-staging", "storage-staging", AuditTag + ".staging"},
+		{"eu", "eu.example.com:3025", "identity-eu", "storage-eu", AuditTag + ".eu"},
+	}
+	for i, in := range fb.Pipeline.Inputs {
+		cfg, _, err := conf.Load(func(k string) string {
+			if v, ok := in[k]; ok {
+				return fmt.Sprint(v)
+			}
+			return ""
+		}, nil)
+		require.NoError(t, err)
+		w := wants[i]
+		assert.Equal(t, w.name, cfg.Name())
+		assert.Equal(t, w.addr, cfg.TeleportAddr)
+		assert.Equal(t, filepath.Join(dir, w.identity), cfg.Identity)
+		assert.Equal(t, filepath.Join(dir, w.storage), cfg.StorageDir)
+		assert.Equal(t, w.tag, in["tag"])
+		assert.Equal(t, "filesystem", in["storage.type"])
+		require.Len(t, fb.Pipeline.Filters, 3)
+		assert.Equal(t, w.tag, fb.Pipeline.Filters[i]["match"], "a recordings filter per tag")
+	}
+	assert.Contains(t, string(read(t, dir, FluentBitYAML)), MultiClusterReleases)
+
+	secs := parseClassic(t, read(t, dir, FluentBitConf))
+	var names []string
+	for _, s := range secs {
+		names = append(names, s.name)
+	}
+	require.Equal(t, []string{"SERVICE", "INPUT", "INPUT", "INPUT", "FILTER", "FILTER", "FILTER", "OUTPUT"}, names)
+	assert.Equal(t, map[string]string{"name": "teleport", "alias": "eu", "cluster": "eu", "tag": AuditTag + ".eu",
+		"storage.type": "filesystem", "config": filepath.Join(dir, ClusterTOML("eu"))}, secs[3].kv)
+	assert.Equal(t, AuditTag+".staging", secs[5].kv["match"])
+	assert.Equal(t, EmitterName+"_staging", secs[5].kv["emitter_name"])
+	assert.Contains(t, string(read(t, dir, RoleFile)), "(also staging, eu)")
+
+	// A second run refuses to replace a cluster's TOML file too.
+	require.NoError(t, os.Remove(filepath.Join(dir, CACertFile)))
+	for _, f := range Files {
+		_ = os.Remove(filepath.Join(dir, f))
+	}
+	_, err = Configure(o)
+	var exists *ExistsError
+	require.ErrorAs(t, err, &exists)
+	assert.Equal(t, filepath.Join(dir, ClusterTOML("staging")), exists.Path)
+}
+
+func TestClusterOptionsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		clusters []Cluster
+		want     string
+	}{
+		{[]Cluster{{"eu", "eu:443"}, {"eu", "eu2:443"}}, `invalid --cluster name "eu": every cluster needs a name of its own`},
+		{[]Cluster{{"prod.example.com", "x:443"}}, `invalid --cluster name "prod.example.com": every cluster needs a name of its own (the first is named after its host, prod.example.com)`},
+		{[]Cluster{{"eu west", "eu:443"}}, `invalid --cluster name "eu west"`},
+		{[]Cluster{{"eu", "eu"}}, `invalid Teleport address of cluster eu "eu": expected host:port`},
+	} {
+		err := Options{Dir: t.TempDir(), TeleportAddr: "prod.example.com:443", Clusters: tc.clusters}.Validate()
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}
+
 // The note for a Fluent Bit receiving instead of Fluentd states the
 // in_forward buffer that takes the plugin's largest chunk with the
 // default callback_bytes, and what to set with a larger one.

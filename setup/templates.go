@@ -34,6 +34,12 @@ type data struct {
 	AuditTag, RecordingRule, EmitterName, SessionField string
 	RoleName, UserName                                 string
 	StartTime                                          string // RFC 3339; "" = unset
+	Clusters                                           []clusterData
+}
+
+// clusterData is one more cluster's teleport input.
+type clusterData struct {
+	Name, Tag, TOML, EmitterName string
 }
 
 // q quotes s as a JSON string, which is also a valid TOML basic string, a
@@ -51,6 +57,9 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{"q": q}).P
 {{define "role"}}# The Teleport role and user of teleport-fluent-bit, written by
 # ` + "`teleport-fluent-bit configure`" + `. Create them with
 #   tctl create -f {{.Dir}}/` + RoleFile + `
+{{- if .Clusters}}
+# in every cluster this configuration exports (also {{range $i, $c := .Clusters}}{{if $i}}, {{end}}{{$c.Name}}{{end}}),
+{{- end}}
 # then give the plugin an identity: a Machine ID bot with this role
 # (tctl bots add {{.UserName}} --roles={{.RoleName}}, then tbot), or
 #   tctl auth sign --user={{.UserName}} --format=file --out={{.Dir}}/identity --ttl=8760h
@@ -151,6 +160,17 @@ refresh.interval = "1m"
     Tag               {{.AuditTag}}
     storage.type      filesystem
     config            {{.TOML}}
+{{- range .Clusters}}
+
+# Teleport cluster {{.Name}}: its own identity, cursor and tag.
+[INPUT]
+    Name              teleport
+    Alias             {{.Name}}
+    cluster           {{.Name}}
+    Tag               {{.Tag}}
+    storage.type      filesystem
+    config            {{.TOML}}
+{{- end}}
 
 # Session recordings carry {{.SessionField}}; audit events never do.
 # Recordings go out as session.<sid>.log, audit events as {{.AuditTag}}.
@@ -160,6 +180,15 @@ refresh.interval = "1m"
     Rule                  {{.RecordingRule}}
     Emitter_Name          {{.EmitterName}}
     Emitter_Storage.type  filesystem
+{{- range .Clusters}}
+
+[FILTER]
+    Name                  rewrite_tag
+    Match                 {{.Tag}}
+    Rule                  {{$.RecordingRule}}
+    Emitter_Name          {{.EmitterName}}
+    Emitter_Storage.type  filesystem
+{{- end}}
 
 # Without Require_ack_response a client Fluentd rejects loses its records
 # without an error.
@@ -202,6 +231,15 @@ pipeline:
       tag: {{.AuditTag}}
       storage.type: filesystem
       config: {{q .TOML}}
+{{- range .Clusters}}
+    # Teleport cluster {{.Name}}: its own identity, cursor and tag.
+    - name: teleport
+      alias: {{q .Name}}
+      cluster: {{q .Name}}
+      tag: {{q .Tag}}
+      storage.type: filesystem
+      config: {{q .TOML}}
+{{- end}}
 
   filters:
     # Session recordings carry {{.SessionField}}; audit events never do.
@@ -210,6 +248,13 @@ pipeline:
       rule: {{q .RecordingRule}}
       emitter_name: {{.EmitterName}}
       emitter_storage.type: filesystem
+{{- range .Clusters}}
+    - name: rewrite_tag
+      match: {{q .Tag}}
+      rule: {{q $.RecordingRule}}
+      emitter_name: {{q .EmitterName}}
+      emitter_storage.type: filesystem
+{{- end}}
 
   outputs:
 {{- template "vhost-comment-yaml" .}}
@@ -339,7 +384,25 @@ func (n *normalized) render(passphrase string) (map[string][]byte, error) {
 	if !n.StartTime.IsZero() {
 		d.StartTime = n.StartTime.UTC().Format(time.RFC3339Nano)
 	}
+	if len(n.Clusters) > 0 {
+		d.FluentBitReleases = MultiClusterReleases
+	}
+	for _, c := range n.Clusters {
+		d.Clusters = append(d.Clusters, clusterData{Name: c.Name, Tag: AuditTag + "." + c.Name,
+			TOML: p(ClusterTOML(c.Name)), EmitterName: EmitterName + "_" + c.Name})
+	}
 	out := map[string][]byte{}
+	for _, c := range n.Clusters {
+		// The same file as the first cluster's, with its own address,
+		// identity and cursor.
+		cd := d
+		cd.Addr, cd.Identity, cd.Storage = c.Addr, n.Identity+"-"+c.Name, n.Storage+"-"+c.Name
+		var b bytes.Buffer
+		if err := templates.ExecuteTemplate(&b, "toml", cd); err != nil {
+			return nil, err
+		}
+		out[ClusterTOML(c.Name)] = b.Bytes()
+	}
 	for file, tmpl := range map[string]string{
 		RoleFile: "role", TOMLFile: "toml", PluginsConf: "plugins",
 		FluentBitConf: "fluentbit.conf", FluentBitYAML: "fluentbit.yaml",

@@ -24,7 +24,10 @@ Writes into DIR (created 0700; every file 0600; nothing is replaced without --fo
   fluent-bit.conf plugins.conf   Fluent Bit: the teleport input, rewrite_tag for
   fluent-bit.yaml                recordings, forward to Fluentd over mutual TLS
   fluent.conf                    Fluentd: in_forward with TLS and client_cert_auth
-  fluent-http.conf               Fluentd: the Event Handler's in_http variant`
+  fluent-http.conf               Fluentd: the Event Handler's in_http variant
+  teleport-fluent-bit-NAME.toml  with --cluster NAME=ADDR (repeatable, Fluent Bit 4.1
+                                 and later): one more Teleport cluster, its own
+                                 teleport input (identity-NAME, storage-NAME)`
 
 func configureCmd(args []string, stdout, stderr io.Writer) error {
 	o, err := parseConfigure(args, stderr)
@@ -59,7 +62,11 @@ func configureCmd(args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "Fluent Bit checks Fluentd's certificate for %s (tls.vhost)\n", res.VHost)
 	}
-	fmt.Fprintf(stdout, "%s and %s are for %s\n", setup.FluentBitConf, setup.FluentBitYAML, setup.FluentBitReleases)
+	releases := setup.FluentBitReleases
+	if len(o.Clusters) > 0 {
+		releases = setup.MultiClusterReleases
+	}
+	fmt.Fprintf(stdout, "%s and %s are for %s\n", setup.FluentBitConf, setup.FluentBitYAML, releases)
 	for _, n := range res.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
@@ -67,6 +74,10 @@ func configureCmd(args []string, stdout, stderr io.Writer) error {
 	identity := o.Identity
 	if !filepath.IsAbs(identity) {
 		identity = filepath.Join(d, identity)
+	}
+	for _, c := range o.Clusters {
+		fmt.Fprintf(stdout, "cluster %s (%s): create the same role and user there, and give it an identity at %s (%s)\n",
+			c.Name, c.Addr, identity+"-"+c.Name, filepath.Join(d, setup.ClusterTOML(c.Name)))
 	}
 	fmt.Fprintf(stdout, `
 next steps:
@@ -92,6 +103,7 @@ func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
 	fs := newFlags("configure", configureSynopsis, stderr)
 	var o setup.Options
 	var dns, ips listFlag
+	var clusters clusterFlags
 	fs.IntVar(&o.Length, "length", setup.DefaultLength, "RSA key length in bits (1024, 2048, 3072 or 4096)")
 	fs.DurationVar(&o.TTL, "ttl", setup.DefaultTTL, "lifetime of the generated certificates")
 	fs.Var(&dns, "dns-names", "DNS names of Fluentd in the server certificate, comma-separated or repeated (default localhost; the --fluentd host and "+setup.ServerVHost+" are added); a name need not resolve")
@@ -103,6 +115,7 @@ func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
 	fs.StringVar(&o.Identity, "identity", setup.DefaultIdentity, "Teleport identity file in the TOML (relative: to DIR)")
 	fs.StringVar(&o.Storage, "storage", setup.DefaultStorage, "the plugin's storage_dir in the TOML (relative: to DIR)")
 	fs.StringVar(&o.Buffer, "buffer", setup.DefaultBuffer, "Fluent Bit's filesystem buffer, storage.path (relative: to DIR)")
+	fs.Var(&clusters, "cluster", "`NAME=ADDR`: one more Teleport cluster exported by the same Fluent Bit (4.1 and later), repeatable; its input is named NAME and reads teleport-fluent-bit-NAME.toml")
 	start := fs.String("start-time", "", "start-time in the TOML, where the first run starts: RFC 3339, or now (the time configure runs, to the second); default unset (the time of the first run)")
 	pos, err := parseAll(fs, args)
 	if err != nil {
@@ -124,8 +137,28 @@ func parseConfigure(args []string, stderr io.Writer) (setup.Options, error) {
 		return o, fmt.Errorf("configure: expected DIR and TELEPORT_ADDR, got %d argument(s)", len(pos))
 	}
 	o.Dir, o.TeleportAddr = pos[0], pos[1]
-	o.DNSNames, o.IPs = dns, ips
+	o.DNSNames, o.IPs, o.Clusters = dns, ips, clusters
 	return o, nil
+}
+
+// clusterFlags are repeated --cluster NAME=ADDR.
+type clusterFlags []setup.Cluster
+
+func (c *clusterFlags) String() string {
+	var s []string
+	for _, x := range *c {
+		s = append(s, x.Name+"="+x.Addr)
+	}
+	return strings.Join(s, ",")
+}
+
+func (c *clusterFlags) Set(v string) error {
+	name, addr, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("expected NAME=ADDR, such as staging=staging.example.com:443")
+	}
+	*c = append(*c, setup.Cluster{Name: strings.TrimSpace(name), Addr: strings.TrimSpace(addr)})
+	return nil
 }
 
 // defaultPlugin is in_teleport.so next to this executable when it is there

@@ -506,6 +506,27 @@ func TestExportSessionAndGivenUp(t *testing.T) {
 	assert.Contains(t, errOut, "export --config FILE --session s-1")
 }
 
+// configure --cluster: one more input per cluster, said in the output.
+func TestConfigureSeveralClusters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	out, _, err := cli(t, "configure", dir, "prod.example.com:443", "--length", "1024",
+		"--cluster", "staging=staging.example.com:443", "--cluster", "eu=eu.example.com:3025")
+	require.NoError(t, err)
+	for _, name := range []string{"staging", "eu"} {
+		assert.Contains(t, out, "wrote "+filepath.Join(dir, setup.ClusterTOML(name))+"\n")
+	}
+	assert.Contains(t, out, "cluster staging (staging.example.com:443): create the same role and user there, and give it an identity at "+
+		filepath.Join(dir, "identity-staging")+" ("+filepath.Join(dir, setup.ClusterTOML("staging"))+")\n")
+	assert.Contains(t, out, "fluent-bit.conf and fluent-bit.yaml are for Fluent Bit 4.1 and later\n")
+
+	_, errOut, err := cli(t, "configure", filepath.Join(t.TempDir(), "bad"), "prod.example.com:443", "--cluster", "staging")
+	require.Error(t, err)
+	assert.Contains(t, errOut, `invalid value "staging" for flag -cluster: expected NAME=ADDR`)
+	_, _, err = cli(t, "configure", filepath.Join(t.TempDir(), "dup"), "prod.example.com:443", "--cluster", "a=a:443", "--cluster", "a=b:443")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `invalid --cluster name "a": every cluster needs a name of its own`)
+}
+
 func TestCursorImportEventHandler(t *testing.T) {
 	// An Event Handler storage as its state.go writes it (diskv: one file
 	// per key in <storage>/<host>_<port>/).

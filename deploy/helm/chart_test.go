@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -241,7 +242,8 @@ type rendered struct {
 	spec corev1.PodSpec
 	fb   corev1.Container
 	fbc  fluentBitConfig
-	cfg  *conf.Config
+	cfg  *conf.Config   // the first teleport input
+	cfgs []*conf.Config // every teleport input, in order
 }
 
 // check renders vals and checks what holds for every release.
@@ -310,35 +312,17 @@ func check(t *testing.T, ch *chart.Chart, vals map[string]any) *rendered {
 	assert.Equal(t, path.Join(pm.MountPath, path.Base(so)), so)
 	assert.Contains(t, install.Command, "/opt/teleport-fluent-bit/"+path.Base(so), "the file the Dockerfile installs")
 
-	// The teleport input, through the plugin's own loader.
-	var in map[string]any
+	// The teleport inputs (one per cluster), through the plugin's own
+	// loader: each with its own cursor and name, on the data volume, and
+	// its identity from a Secret mounted whole.
+	var ins []map[string]any
 	for _, i := range fbc.Pipeline.Inputs {
 		if i["name"] == "teleport" {
-			in = i
+			ins = append(ins, i)
 		}
 	}
-	require.NotNil(t, in, "a teleport input")
-	assert.Equal(t, "filesystem", in["storage.type"])
-	cfg, _, err := conf.Load(func(k string) string {
-		if v, ok := in[k]; ok {
-			return fmt.Sprint(v)
-		}
-		return ""
-	}, func(k string) string {
-		for _, e := range fb.Env {
-			if e.Name == k {
-				return e.Value
-			}
-		}
-		return ""
-	})
-	require.NoError(t, err, "the plugin loads the input's properties")
-	rel.cfg = cfg
-	assert.True(t, cfg.RefreshEnabled, "follows the identity as the Secret changes")
-
-	// The cursor and the buffer: subdirectories of the data volume (the
-	// plugin creates storage_dir 0700 itself), which is the claim unless
-	// it was turned off.
+	require.NotEmpty(t, ins, "a teleport input")
+	in := ins[0]
 	dataVols := map[string]bool{}
 	for _, c := range s.Spec.VolumeClaimTemplates {
 		dataVols[c.Name] = true
@@ -348,25 +332,55 @@ func check(t *testing.T, ch *chart.Chart, vals map[string]any) *rendered {
 			dataVols[v.Name] = true
 		}
 	}
-	for _, p := range []string{cfg.StorageDir, fbc.Service["storage.path"].(string)} {
-		dm := mountFor(fb, p)
-		require.NotNil(t, dm, "%s is mounted", p)
-		assert.True(t, dataVols[dm.Name], "%s is on the data volume", p)
-		assert.NotEqual(t, path.Clean(dm.MountPath), path.Clean(p), "%s: a subdirectory of the volume", p)
-		assert.False(t, dm.ReadOnly)
+	names, dirs := map[string]bool{}, map[string]bool{}
+	for n, in := range ins {
+		assert.Equal(t, "filesystem", in["storage.type"])
+		cfg, _, err := conf.Load(func(k string) string {
+			if v, ok := in[k]; ok {
+				return fmt.Sprint(v)
+			}
+			return ""
+		}, func(k string) string {
+			for _, e := range fb.Env {
+				if e.Name == k {
+					return e.Value
+				}
+			}
+			return ""
+		})
+		require.NoError(t, err, "the plugin loads the input's properties")
+		if n == 0 {
+			rel.cfg = cfg
+		}
+		rel.cfgs = append(rel.cfgs, cfg)
+		assert.True(t, cfg.RefreshEnabled, "follows the identity as the Secret changes")
+		assert.False(t, names[cfg.Name()], "input %d: a name of its own (%s)", n, cfg.Name())
+		assert.False(t, dirs[cfg.StorageDir], "input %d: a storage_dir of its own (%s)", n, cfg.StorageDir)
+		names[cfg.Name()], dirs[cfg.StorageDir] = true, true
+
+		// The cursor and the buffer: subdirectories of the data volume (the
+		// plugin creates storage_dir 0700 itself), which is the claim unless
+		// it was turned off.
+		for _, p := range []string{cfg.StorageDir, fbc.Service["storage.path"].(string)} {
+			dm := mountFor(fb, p)
+			require.NotNil(t, dm, "%s is mounted", p)
+			assert.True(t, dataVols[dm.Name], "%s is on the data volume", p)
+			assert.NotEqual(t, path.Clean(dm.MountPath), path.Clean(p), "%s: a subdirectory of the volume", p)
+			assert.False(t, dm.ReadOnly)
+		}
+		assert.NotEqual(t, cfg.StorageDir, fbc.Service["storage.path"])
+
+		// The identity: a Secret mounted whole, so the kubelet updates the file.
+		idm := mountFor(fb, cfg.Identity)
+		require.NotNil(t, idm, "%s is mounted", cfg.Identity)
+		assert.Empty(t, idm.SubPath, "a subPath mount never sees a renewed Secret")
+		idVol := volume(t, spec, idm.Name)
+		require.NotNil(t, idVol.Secret, "the identity comes from a Secret")
+		assert.Empty(t, idVol.Secret.Items, "the key is the file name")
 	}
-	assert.NotEqual(t, cfg.StorageDir, fbc.Service["storage.path"])
 	for _, i := range fbc.Pipeline.Inputs {
 		assert.Equal(t, "filesystem", i["storage.type"], "every input buffers on disk")
 	}
-
-	// The identity: a Secret mounted whole, so the kubelet updates the file.
-	idm := mountFor(fb, cfg.Identity)
-	require.NotNil(t, idm, "%s is mounted", cfg.Identity)
-	assert.Empty(t, idm.SubPath, "a subPath mount never sees a renewed Secret")
-	idVol := volume(t, spec, idm.Name)
-	require.NotNil(t, idVol.Secret, "the identity comes from a Secret")
-	assert.Empty(t, idVol.Secret.Items, "the key is the file name")
 
 	// Recordings are routed by the field the plugin adds.
 	rt := filter(fbc, "rewrite_tag")
@@ -847,6 +861,16 @@ func TestBadValues(t *testing.T) {
 		{"not a duration", `eventHandler: {timeout: 5 seconds}`, "timeout"},
 		{"address without a port", `teleport: {address: teleport.example.com}`, "address"},
 		{"output without a name", `outputs: [{match: "*"}]`, "name"},
+		{"two clusters of one name", `clusters: [{name: eu, address: "eu:443", identitySecretName: a}, {name: eu, address: "eu2:443", identitySecretName: b}]`,
+			`clusters: the name "eu" is already used by another entry of clusters`},
+		{"a cluster named like the first cursor", `clusters: [{name: state, address: "eu:443", identitySecretName: a}]`,
+			`the name "state" is already used by eventHandler.storagePath`},
+		{"a cluster named like the buffer", `clusters: [{name: buffer, address: "eu:443", identitySecretName: a}]`,
+			`the name "buffer" is already used by Fluent Bit's buffer`},
+		{"clusters on Fluent Bit 4.0", `{fluentBit: {image: {tag: "4.0.14"}}, clusters: [{name: eu, address: "eu:443", identitySecretName: a}]}`,
+			"clusters needs Fluent Bit 4.1 or later"},
+		{"a cluster without its identity", `clusters: [{name: eu, address: "eu:443"}]`, "identitySecretName"},
+		{"a cluster name unfit for a volume", `clusters: [{name: EU_1, address: "eu:443", identitySecretName: a}]`, "name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -958,4 +982,65 @@ func TestREADMEListsEveryValue(t *testing.T) {
 // whole.
 var freeForm = map[string]bool{
 	"podSecurityContext": true, "securityContext": true, "resources": true, "tbot.resources": true,
+}
+
+// clusters: one teleport input per Teleport cluster in one Fluent Bit, each
+// with its own identity Secret, cursor directory, name and tag, and its
+// recordings re-tagged by its own filter.
+func TestSeveralClusters(t *testing.T) {
+	ch := loadChart(t)
+	vals := values(t, baseValues, `
+metrics: {enabled: true}
+locking: {enabled: true}
+clusters:
+  - name: staging
+    address: staging.example.com:443
+    identitySecretName: identity-staging
+  - name: eu
+    address: eu.example.com:3025
+    identitySecretName: identity-eu
+    identitySecretPath: identity
+    tag: eu.audit
+    types: [user.login]
+    startTime: "2026-01-01T00:00:00Z"
+    extraProperties: {queue_bytes: 8M}
+`)
+	rel := check(t, ch, vals)
+	lintClean(t, vals)
+	require.Len(t, rel.cfgs, 3)
+	first, staging, eu := rel.cfgs[0], rel.cfgs[1], rel.cfgs[2]
+	assert.Equal(t, "teleport.example.com", first.Name())
+	assert.Equal(t, "staging", staging.Name())
+	assert.Equal(t, "staging.example.com:443", staging.TeleportAddr)
+	assert.Equal(t, "/var/run/teleport-identity-staging/auth_id", staging.Identity)
+	assert.Equal(t, "/var/lib/teleport-fluent-bit/staging", staging.StorageDir)
+	assert.Equal(t, "/var/run/teleport-identity-eu/identity", eu.Identity)
+	assert.Equal(t, []string{"user.login"}, eu.Types)
+	assert.Equal(t, 8<<20, eu.QueueBytes)
+	assert.Equal(t, "2026-01-01T00:00:00Z", eu.StartTime.UTC().Format(time.RFC3339))
+	assert.Empty(t, first.Types, "per-cluster values stay with their cluster")
+	for _, c := range rel.cfgs {
+		assert.Equal(t, "0.0.0.0:2021", c.MetricsListen, "one listener, told apart by the cluster label")
+		assert.True(t, c.LockEnabled)
+	}
+	for name, secret := range map[string]string{"identity-staging": "identity-staging", "identity-eu": "identity-eu"} {
+		v := volume(t, rel.spec, name)
+		require.NotNil(t, v.Secret)
+		assert.Equal(t, secret, v.Secret.SecretName)
+	}
+
+	// Tags, and a recordings filter per tag.
+	var tags []any
+	for _, i := range rel.fbc.Pipeline.Inputs {
+		tags = append(tags, i["tag"])
+	}
+	assert.Equal(t, []any{"teleport.audit", "teleport.audit.staging", "eu.audit"}, tags)
+	var matches []any
+	for _, f := range rel.fbc.Pipeline.Filters {
+		if f["name"] == "rewrite_tag" {
+			matches = append(matches, f["match"])
+			assert.Equal(t, "$recording_session_id ^(.+)$ session.$1.log false", f["rule"])
+		}
+	}
+	assert.Equal(t, tags, matches)
 }

@@ -100,7 +100,7 @@ func TestSearchBackends(t *testing.T) {
 			}
 			if st.SearchFaults > 0 && tc.backend == teleportd.BackendDynamo {
 				assert.Contains(t, all, "no progress", "a page without progress is said at warn")
-				assert.Regexp(t, `teleport_fluent_bit_search_stalled_pages_total [1-9]`, string(metrics))
+				assert.Regexp(t, `teleport_fluent_bit_search_stalled_pages_total\{cluster="127\.0\.0\.1"\} [1-9]`, string(metrics))
 			}
 			t.Logf("%s: %d events, %d searches, %d faults, %d rate limited", tc.backend, len(want), st.GetUnstructuredEvents, st.SearchFaults, st.RateLimited)
 		})

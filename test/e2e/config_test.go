@@ -56,18 +56,6 @@ func corruptState(t *testing.T, dir string) string {
 	return d
 }
 
-// Only one teleport input per process: the second is refused clearly.
-func TestSecondInstanceRefused(t *testing.T) {
-	r := newRig(t, teleportd.Options{})
-	second := r.props("storage_dir=" + filepath.Join(r.dir, "storage2"))
-	h2, err := startTwo(r, r.props(), second)
-	require.NoError(t, err)
-	code, err := h2.WaitTimeout(30 * time.Second)
-	require.NoError(t, err)
-	assert.Equal(t, 1, code)
-	assert.Contains(t, h2.Log(), "only one teleport input per Fluent Bit process")
-}
-
 // Logs look like Fluent Bit's and never carry key material.
 func TestLogsLookLikeFluentBitAndHoldNoSecrets(t *testing.T) {
 	r := newRig(t, teleportd.Options{})

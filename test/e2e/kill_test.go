@@ -15,7 +15,11 @@ import (
 
 // liveStream stores about rate events a second, stamped now, until stop is
 // called; like a cluster in use.
-func liveStream(r *rig, rate int) (stop func()) {
+func liveStream(r *rig, rate int) (stop func()) { return liveStreamSeeded(r, rate, 7000) }
+
+// liveStreamSeeded is liveStream with the seeds from base on: two clusters
+// need distinct seeds, or they hold the same uids.
+func liveStreamSeeded(r *rig, rate int, base int64) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -30,7 +34,7 @@ func liveStream(r *rig, rate int) (stop func()) {
 				return
 			case now := <-tick.C:
 				now = now.UTC()
-				r.auth.Generate(teleportd.GenSpec{Start: prev, Count: rate / 10, Span: now.Sub(prev), Seed: 7000 + k, ChunkSize: 100})
+				r.auth.Generate(teleportd.GenSpec{Start: prev, Count: rate / 10, Span: now.Sub(prev), Seed: base + k, ChunkSize: 100})
 				prev = now
 			}
 		}

@@ -49,5 +49,5 @@ func TestSearchPathLateEvents(t *testing.T) {
 	resp.Body.Close()
 	require.NoError(t, h.Stop())
 	exactlyOnce(t, want, r.ingested())
-	assert.Contains(t, string(body), "teleport_fluent_bit_search_late_events_total 1\n", "the event beyond the tolerance is counted")
+	assert.Contains(t, string(body), "teleport_fluent_bit_search_late_events_total{cluster=\"127.0.0.1\"} 1\n", "the event beyond the tolerance is counted")
 }

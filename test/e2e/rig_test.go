@@ -268,15 +268,3 @@ func compare(want, got []string) (missing, dups, extra []string) {
 	}
 	return
 }
-
-// startTwo starts one host with two teleport inputs.
-func startTwo(r *rig, a, b [][2]string) (*flbhost.Host, error) {
-	h, err := flbhost.Start(flbhost.Options{
-		Bin: hostPath, Plugin: pluginPath, Props: a, ExtraInstances: [][][2]string{b},
-		Ingest: r.ingest, IntervalMS: 50, Grace: 0.5, MaxSeconds: 60,
-	})
-	if err == nil {
-		r.t.Cleanup(func() { _ = h.Kill() })
-	}
-	return h, err
-}

@@ -43,6 +43,13 @@
  *           [--ingest FILE] [--ingest-times FILE] [--interval-ms N]
  *           [--flush-ms N] [--out-max-bytes N] [--out-ack]
  *           [--grace S] [--no-cleanup] [--max-seconds S] [--quiet] [--verbose]
+ *           [--abi 5.1|4.0] [--signal-input N] [--ingest-split]
+ *
+ * --abi 5.1 (default) is the Go proxy of Fluent Bit 4.1 and later, with the
+ * Ctx callbacks and per-instance remote contexts; 4.0 the one of 3.2/4.0.
+ * With several inputs a pause stops the collector of the input initialised
+ * last (proxy_collector); --signal-input N pauses and resumes input N only;
+ * --ingest-split writes each input's chunks to FILE.<input name>.
  *
  * --ingest-times FILE appends one line per ingested (non-empty) callback:
  *   "<unix_ns> <records> <bytes> <cpu_ns>": wall-clock time (CLOCK_REALTIME)
@@ -112,22 +119,43 @@ struct flb_api {
     void *reserved[8];
 };
 
-/* Fluent Bit's input proxy context starts like this; plugins must not write
- * through the context pointer they get. */
+/* Fluent Bit's input proxy context (include/fluent-bit/flb_plugin_proxy.h),
+ * one per instance (flb_input_new): a plugin's Init may store
+ * remote_context, which Fluent Bit >= 4.1 passes to the Ctx callbacks. */
 struct flb_plugin_input_proxy_context {
     int coll_fd;
+    void *remote_context;
     void *proxy;
 };
 
 struct flb_input_instance; /* host-private, defined below */
 
 /* Matches struct flbgo_input_plugin in Fluent Bit's go.h (first field is the
- * plugin name there) and in fluent-bit-go's flb_input.h. */
+ * plugin name there) and in fluent-bit-go's flb_input.h; the callbacks as
+ * proxy_go_input_register fills them: v4.1 to v5.1.1 layout. */
 struct flbgo_input_plugin {
     char *name;
     struct flb_api *api;
     struct flb_input_instance *i_ins;
     struct flb_plugin_input_proxy_context *context;
+    void *cb_init;
+    void *cb_collect;
+    void *cb_collect_ctx;
+    void *cb_cleanup;
+    void *cb_cleanup_ctx;
+    void *cb_exit;
+};
+
+/* --abi 4.0: the layout of v3.2 and v4.0, without the Ctx callbacks */
+struct flbgo_input_plugin_v40 {
+    char *name;
+    struct flb_api *api;
+    struct flb_input_instance *i_ins;
+    struct flb_plugin_input_proxy_context *context;
+    void *cb_init;
+    void *cb_collect;
+    void *cb_cleanup;
+    void *cb_exit;
 };
 
 typedef int (*fn_pre_register)(int);
@@ -135,6 +163,8 @@ typedef int (*fn_register)(struct flb_plugin_proxy_def *);
 typedef int (*fn_init)(void *);
 typedef int (*fn_collect)(void **, size_t *);
 typedef int (*fn_cleanup)(void *);
+typedef int (*fn_collect_ctx)(void *, void **, size_t *);
+typedef int (*fn_cleanup_ctx)(void *, void *);
 typedef int (*fn_pre_run)(int);
 typedef void (*fn_void)(void);
 typedef void (*fn_pre_exit)(int);
@@ -147,6 +177,8 @@ static struct {
     fn_init init;
     fn_collect collect;
     fn_cleanup cleanup;
+    fn_collect_ctx collect_ctx; /* Fluent Bit >= 4.1 only */
+    fn_cleanup_ctx cleanup_ctx;
     fn_pre_run pre_run;
     fn_void pause;
     fn_void resume;
@@ -224,6 +256,8 @@ struct flb_input_instance {
     /* under g_mu: paused for back-pressure (SIGUSR1): the ring collector
      * skips the input and shutdown does not pause it again */
     int bp_paused;
+    /* under g_mu: its collector timer is stopped (see proxy_collector) */
+    int coll_stopped;
     int storage_fs; /* storage.type filesystem */
 
     /* ring buffer: input thread writes, main thread reads (under rb_mu) */
@@ -231,6 +265,8 @@ struct flb_input_instance {
     unsigned rb_head, rb_len;
     int rb_flush_pending;
     pthread_mutex_t rb_mu;
+
+    int ingest_fd; /* --ingest-split */
 
     /* chunks (main thread only): the open one, and those locked or
      * refused by the receiver and retried, oldest first */
@@ -255,6 +291,11 @@ static int g_nins;
 
 static struct flb_api g_api;
 static struct flbgo_input_plugin *g_plugin; /* one per loaded .so, like Fluent Bit */
+/* proxy->instance: set at every instance's init, so the last one's */
+static struct flb_input_instance *g_proxy_instance;
+static int o_abi40;          /* --abi 4.0: no Ctx callbacks */
+static int o_signal_input = -1; /* --signal-input N: SIGUSR1/2 for input N only */
+static int o_ingest_split;   /* --ingest-split: FILE.<input name> per input */
 static struct flb_plugin_proxy_def *g_def;
 
 /* options */
@@ -869,6 +910,30 @@ static void do_pause(void)
     }
 }
 
+/* flb_proxy_input_cb_pause/resume (src/flb_plugin_proxy.c) call the
+ * plugin, then flb_input_collector_pause/resume(ctx->coll_fd,
+ * ctx->proxy->instance): proxy->instance is shared by every instance of
+ * the .so and was last set by the last instance's init, and collector ids
+ * count per instance, so it is that instance's collector that stops or
+ * starts, whichever input was paused. */
+static void proxy_collector(struct flb_input_instance *self, int stop)
+{
+    struct flb_input_instance *t = g_proxy_instance;
+
+    pthread_mutex_lock(&g_mu);
+    if (!stop && !t->coll_stopped) {
+        pthread_mutex_unlock(&g_mu);
+        hlog(L_ERROR, "[input] cannot resume collector %s:0, already running",
+             t->name);
+        return;
+    }
+    t->coll_stopped = stop;
+    if (t != self) {
+        pthread_cond_broadcast(&g_cv);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
 /* process pause/resume/shutdown requests; called with g_mu held, returns
  * with it held; *do_exit is set at the exit request (nothing after it is
  * processed) */
@@ -882,6 +947,10 @@ static void process_requests(struct flb_input_instance *in, int64_t *next_due,
         }
         req = g_req_ring[in->req_seen % REQ_RING];
         in->req_seen++;
+        if ((req >> 8) != 0 && (req >> 8) - 1 != in->id) {
+            continue; /* --signal-input: for another input */
+        }
+        req &= 0xff;
         if (req == REQ_EXIT) {
             *do_exit = 1;
             return;
@@ -901,6 +970,7 @@ static void process_requests(struct flb_input_instance *in, int64_t *next_due,
                      in->plugin_name, in->name);
                 do_pause();
                 in->paused = 1;
+                proxy_collector(in, 1);
             }
         }
         else if (req == REQ_PAUSE) {
@@ -912,6 +982,7 @@ static void process_requests(struct flb_input_instance *in, int64_t *next_due,
             else {
                 do_pause();
                 in->paused = 1;
+                proxy_collector(in, 1);
                 hlog(L_INFO, "[input:%s:%s] paused", in->plugin_name, in->name);
             }
         }
@@ -926,6 +997,7 @@ static void process_requests(struct flb_input_instance *in, int64_t *next_due,
                     sym.resume();
                 }
                 in->paused = 0;
+                proxy_collector(in, 0);
                 /* the collector is restarted: a fresh period */
                 *next_due = now_ns() + o_interval_ns;
                 hlog(L_INFO, "[input:%s:%s] resumed", in->plugin_name, in->name);
@@ -991,7 +1063,13 @@ static void handle_callback(struct flb_input_instance *in)
     uint64_t valid, invalid;
     const char *why;
 
-    rc = sym.collect(&data, &len);
+    if (sym.collect_ctx) {
+        /* proxy_go_input_collect: the Ctx callback when the plugin has it */
+        rc = sym.collect_ctx(in->ctx.remote_context, &data, &len);
+    }
+    else {
+        rc = sym.collect(&data, &len);
+    }
     in->c.callbacks++;
 
     if (len == 0) {
@@ -1015,6 +1093,13 @@ static void handle_callback(struct flb_input_instance *in)
         return;
     }
     in->c.nonempty++;
+    if (in->paused) {
+        /* Fluent Bit takes them (the collector of a paused input may run,
+         * see proxy_collector), but they wait in the ring while the input
+         * is paused and are discarded at exit */
+        hlog(L_WARN, "[input:%s:%s] callback handed over %zu bytes while "
+             "paused", in->plugin_name, in->name, len);
+    }
 
     validate_buffer(data, len, &valid, &invalid, &why);
     if (invalid) {
@@ -1029,8 +1114,9 @@ static void handle_callback(struct flb_input_instance *in)
          "%" PRIu64 " records into the ring buffer", in->plugin_name, in->name,
          in->c.callbacks, rc, len, valid);
 
-    if (sym.cleanup && !o_no_cleanup) {
-        int crc = sym.cleanup(data);
+    if ((sym.cleanup_ctx || sym.cleanup) && !o_no_cleanup) {
+        int crc = sym.cleanup_ctx ? sym.cleanup_ctx(in->ctx.remote_context, data)
+                                  : sym.cleanup(data);
         in->c.cleanup_calls++;
         if (crc == -1) {
             hlog(L_ERROR, "[input:%s:%s] cleanup callback returned -1",
@@ -1047,6 +1133,7 @@ static void *input_thread(void *arg)
 {
     struct flb_input_instance *in = arg;
     int rc;
+    int stopped = 0;
     int64_t next_due;
 
     /* Init, on this thread. One plugin struct per .so, like Fluent Bit:
@@ -1054,6 +1141,7 @@ static void *input_thread(void *arg)
     g_plugin->api = &g_api;
     g_plugin->i_ins = in;
     g_plugin->context = &in->ctx;
+    g_proxy_instance = in; /* flb_proxy_input_cb_init: pc->proxy->instance = ins */
     hlog(L_DEBUG, "[input:%s:%s] calling FLBPluginInit", in->plugin_name, in->name);
     rc = sym.init(g_plugin);
 
@@ -1095,9 +1183,15 @@ static void *input_thread(void *arg)
             if (do_exit) {
                 break;
             }
-            if (in->paused) {
+            if (in->coll_stopped) {
+                stopped = 1;
                 pthread_cond_wait(&g_cv, &g_mu);
                 continue;
+            }
+            if (stopped) {
+                /* the collector was restarted: a fresh period */
+                stopped = 0;
+                next_due = now_ns() + o_interval_ns;
             }
             now = now_ns();
             if (now >= next_due) {
@@ -1153,10 +1247,10 @@ static int g_max_fired;
  * ingest-times file) */
 static void ingest_write(struct flb_input_instance *in, const void *buf, size_t len)
 {
-    if (g_ingest_fd >= 0 && write_all(g_ingest_fd, buf, len) != 0) {
+    int fd = o_ingest_split ? in->ingest_fd : g_ingest_fd;
+    if (fd >= 0 && write_all(fd, buf, len) != 0) {
         hlog(L_ERROR, "[flbhost] writing the ingest file failed: %s", strerror(errno));
     }
-    (void) in;
 }
 
 /* chunk_close ends the open chunk (dispatched, or locked over FS_MAX_SIZE):
@@ -1461,10 +1555,12 @@ static void main_wait(int64_t deadline_ns)
             /* flb_input_chunk_protect: the input is marked paused at once,
              * the plugin's Pause runs later on its thread */
             for (j = 0; j < g_nins; j++) {
-                g_ins[j]->bp_paused = buf[i] == 'P';
+                if (o_signal_input < 0 || o_signal_input == j) {
+                    g_ins[j]->bp_paused = buf[i] == 'P';
+                }
             }
             g_req_ring[g_req_count % REQ_RING] =
-                buf[i] == 'P' ? REQ_PAUSE : REQ_RESUME;
+                (buf[i] == 'P' ? REQ_PAUSE : REQ_RESUME) | ((o_signal_input + 1) << 8);
             g_req_count++;
             pthread_cond_broadcast(&g_cv);
             pthread_mutex_unlock(&g_mu);
@@ -1533,6 +1629,9 @@ static void free_all(void)
         }
         free(g_ins[i]->props);
         chunks_free(g_ins[i]);
+        if (g_ins[i]->ingest_fd >= 0) {
+            close(g_ins[i]->ingest_fd);
+        }
         pthread_mutex_destroy(&g_ins[i]->rb_mu);
         free(g_ins[i]);
     }
@@ -1620,6 +1719,12 @@ static void usage(FILE *f)
         "      --out-ack          a refused chunk is retried forever (Require_ack_response,\n"
         "                         Retry_Limit no_limits) instead of dropped\n"
         "      --max-seconds S    SIGTERM self after S seconds (0 = off)\n"
+        "      --abi VERSION      5.1 (default: FLBPluginInputCallbackCtx and\n"
+        "                         FLBPluginInputCleanupCallbackCtx, v4.1 on) or\n"
+        "                         4.0 (v3.2/v4.0: no Ctx callbacks)\n"
+        "      --signal-input N   SIGUSR1/SIGUSR2 pause/resume input N only\n"
+        "                         (0-based, -i order; default: every input)\n"
+        "      --ingest-split     write input N's chunks to FILE.<input name>\n"
         "  -q, --quiet            only warnings, errors, ready and summary\n"
         "  -v, --verbose          debug lines (one per callback)\n"
         "signals: SIGTERM/SIGINT shutdown, SIGUSR1 pause, SIGUSR2 resume\n");
@@ -1657,6 +1762,7 @@ static struct flb_input_instance *new_instance(const char *name)
     snprintf(in->plugin_name, sizeof(in->plugin_name), "%s", name);
     snprintf(in->name, sizeof(in->name), "%s.%d", name, in->id);
     in->ctx.coll_fd = -1;
+    in->ingest_fd = -1;
     pthread_mutex_init(&in->rb_mu, NULL);
     g_ins = xrealloc(g_ins, sizeof(*g_ins) * (size_t) (g_nins + 1));
     g_ins[g_nins++] = in;
@@ -1731,6 +1837,9 @@ int main(int argc, char **argv)
         {"flush-ms", required_argument, NULL, 8},
         {"out-max-bytes", required_argument, NULL, 9},
         {"out-ack", no_argument, NULL, 10},
+        {"abi", required_argument, NULL, 11},
+        {"signal-input", required_argument, NULL, 12},
+        {"ingest-split", no_argument, NULL, 13},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -1825,6 +1934,21 @@ int main(int argc, char **argv)
         case 10:
             o_out_ack = 1;
             break;
+        case 11:
+            if (strcmp(optarg, "4.0") == 0 || strcmp(optarg, "3.2") == 0) {
+                o_abi40 = 1;
+            }
+            else if (strcmp(optarg, "5.1") != 0 && strcmp(optarg, "4.1") != 0) {
+                hlog(L_ERROR, "[flbhost] invalid --abi '%s' (5.1, 4.1, 4.0 or 3.2)", optarg);
+                return 1;
+            }
+            break;
+        case 12:
+            o_signal_input = atoi(optarg);
+            break;
+        case 13:
+            o_ingest_split = 1;
+            break;
         case 5:
             if (parse_seconds(optarg, &o_max_ns) != 0) {
                 hlog(L_ERROR, "[flbhost] invalid --max-seconds '%s'", optarg);
@@ -1875,7 +1999,18 @@ int main(int argc, char **argv)
     g_api.output_get_property = host_output_get_property;
     g_api.input_get_property = host_input_get_property;
 
-    if (o_ingest) {
+    for (i = 0; o_ingest && o_ingest_split && i < g_nins; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s.%s", o_ingest, g_ins[i]->name);
+        g_ins[i]->ingest_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (g_ins[i]->ingest_fd < 0) {
+            hlog(L_ERROR, "[flbhost] cannot open ingest file %s: %s", path,
+                 strerror(errno));
+            free_all();
+            return 1;
+        }
+    }
+    if (o_ingest && !o_ingest_split) {
         g_ingest_fd = open(o_ingest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (g_ingest_fd < 0) {
             hlog(L_ERROR, "[flbhost] cannot open ingest file %s: %s", o_ingest,
@@ -1914,6 +2049,11 @@ int main(int argc, char **argv)
     sym.init = (fn_init) load_sym(dso, "FLBPluginInit");
     sym.collect = (fn_collect) load_sym(dso, "FLBPluginInputCallback");
     sym.cleanup = (fn_cleanup) load_sym(dso, "FLBPluginInputCleanupCallback");
+    if (!o_abi40) {
+        /* proxy_go_input_register, v4.1 on */
+        sym.collect_ctx = (fn_collect_ctx) load_sym(dso, "FLBPluginInputCallbackCtx");
+        sym.cleanup_ctx = (fn_cleanup_ctx) load_sym(dso, "FLBPluginInputCleanupCallbackCtx");
+    }
     sym.pre_run = (fn_pre_run) load_sym(dso, "FLBPluginInputPreRun");
     sym.pause = (fn_void) load_sym(dso, "FLBPluginInputPause");
     sym.resume = (fn_void) load_sym(dso, "FLBPluginInputResume");
@@ -1921,12 +2061,14 @@ int main(int argc, char **argv)
     sym.exit = (fn_exit) load_sym(dso, "FLBPluginExit");
     sym.unregister = (fn_unregister) load_sym(dso, "FLBPluginUnregister");
 
-    hlog(L_INFO, "[flbhost] loaded %s (symbols: PreRegister=%s Register=%s "
-         "Init=%s InputCallback=%s InputCleanupCallback=%s InputPreRun=%s "
+    hlog(L_INFO, "[flbhost] loaded %s (ABI %s; symbols: PreRegister=%s Register=%s "
+         "Init=%s InputCallback=%s InputCleanupCallback=%s InputCallbackCtx=%s "
+         "InputCleanupCallbackCtx=%s InputPreRun=%s "
          "InputPause=%s InputResume=%s InputPreExit=%s Exit=%s Unregister=%s)",
-         o_plugin, sym.pre_register ? "yes" : "no", sym.reg ? "yes" : "no",
+         o_plugin, o_abi40 ? "4.0" : "5.1", sym.pre_register ? "yes" : "no", sym.reg ? "yes" : "no",
          sym.init ? "yes" : "no", sym.collect ? "yes" : "no",
-         sym.cleanup ? "yes" : "no", sym.pre_run ? "yes" : "no",
+         sym.cleanup ? "yes" : "no", sym.collect_ctx ? "yes" : "no",
+         sym.cleanup_ctx ? "yes" : "no", sym.pre_run ? "yes" : "no",
          sym.pause ? "yes" : "no", sym.resume ? "yes" : "no",
          sym.pre_exit ? "yes" : "no", sym.exit ? "yes" : "no",
          sym.unregister ? "yes" : "no");
@@ -1996,6 +2138,21 @@ int main(int argc, char **argv)
     }
     g_plugin = xcalloc(1, sizeof(*g_plugin));
     g_plugin->name = xstrdup(g_def->name);
+    if (o_abi40) {
+        struct flbgo_input_plugin_v40 *p = (struct flbgo_input_plugin_v40 *) g_plugin;
+        p->cb_init = (void *) sym.init;
+        p->cb_collect = (void *) sym.collect;
+        p->cb_cleanup = (void *) sym.cleanup;
+        p->cb_exit = (void *) sym.exit;
+    }
+    else {
+        g_plugin->cb_init = (void *) sym.init;
+        g_plugin->cb_collect = (void *) sym.collect;
+        g_plugin->cb_collect_ctx = (void *) sym.collect_ctx;
+        g_plugin->cb_cleanup = (void *) sym.cleanup;
+        g_plugin->cb_cleanup_ctx = (void *) sym.cleanup_ctx;
+        g_plugin->cb_exit = (void *) sym.exit;
+    }
 
     /* ---- init each instance on its own thread, one after the other ---- */
     sigemptyset(&block);

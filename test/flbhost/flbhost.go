@@ -80,6 +80,16 @@ type Options struct {
 	// Ingest is the file every chunked buffer is appended to (optional):
 	// what Fluent Bit would deliver (see ../../docs/design.md#when-the-cursor-moves).
 	Ingest string
+	// IngestSplit writes each input's chunks to Ingest + "." + the input's
+	// name (teleport.0, teleport.1, or its alias) instead.
+	IngestSplit bool
+	// ABI is the Go proxy ABI to model: "" or "5.1" (Fluent Bit 4.1 and
+	// later: the Ctx callbacks), or "4.0" (3.2 and 4.0: none).
+	ABI string
+	// SignalInput, when > 0, makes Pause and Resume (SIGUSR1/SIGUSR2) apply
+	// to that input only (1-based, in the order of Props and
+	// ExtraInstances); 0 means every input.
+	SignalInput int
 	// IntervalMS is the collector period; 0 means the host default (1000).
 	IntervalMS int
 	// Grace is Fluent Bit's Grace in seconds; 0 means the host default (5).
@@ -118,7 +128,7 @@ type Options struct {
 // Host is a running flbhost process.
 type Host struct {
 	cmd       *exec.Cmd
-	instances int
+	instances int // that acknowledge a Pause or Resume
 
 	mu       sync.Mutex
 	log      bytes.Buffer
@@ -209,6 +219,15 @@ func (opts Options) Args() []string {
 	if opts.Ingest != "" {
 		args = append(args, "--ingest", opts.Ingest)
 	}
+	if opts.IngestSplit {
+		args = append(args, "--ingest-split")
+	}
+	if opts.ABI != "" {
+		args = append(args, "--abi", opts.ABI)
+	}
+	if opts.SignalInput > 0 {
+		args = append(args, "--signal-input", strconv.Itoa(opts.SignalInput-1))
+	}
 	if opts.IntervalMS > 0 {
 		args = append(args, "--interval-ms", strconv.Itoa(opts.IntervalMS))
 	}
@@ -260,6 +279,9 @@ func Start(opts Options) (*Host, error) {
 		changed:   make(chan struct{}),
 		done:      make(chan struct{}),
 		exitCode:  -1,
+	}
+	if opts.SignalInput > 0 {
+		h.instances = 1
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -363,9 +385,10 @@ func (h *Host) WaitReady(timeout time.Duration) error {
 	return h.WaitLog(ReadyLine, 1, timeout)
 }
 
-// Pause sends SIGUSR1 and waits until every instance acknowledged it
-// (FLBPluginInputPause was called on its input thread, or it was already
-// paused). It must not be used concurrently with Resume.
+// Pause sends SIGUSR1 and waits until every instance (the SignalInput one
+// only, when set) acknowledged it (FLBPluginInputPause was called on its
+// input thread, or it was already paused). It must not be used concurrently
+// with Resume.
 func (h *Host) Pause() error {
 	return h.signalAck(syscall.SIGUSR1, PausedLine)
 }

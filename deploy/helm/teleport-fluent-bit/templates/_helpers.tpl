@@ -87,6 +87,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- include "tfb.dataDir" . }}/buffer
 {{- end }}
 
+{{/* The audit tag of an entry of clusters: (dict "root" $ "c" $entry). */}}
+{{- define "tfb.clusterTag" -}}
+{{- .c.tag | default (printf "%s.%s" .root.Values.routing.auditTag .c.name) }}
+{{- end }}
+
 {{/* Checks across values that the schema cannot express; rendered by every workload. */}}
 {{- define "tfb.validate" -}}
 {{- if not .Values.image.repository }}
@@ -116,6 +121,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- if .Values.clusters }}
+{{- $tag := toString .Values.fluentBit.image.tag }}
+{{- if or (hasPrefix "3." $tag) (hasPrefix "4.0" $tag) (hasPrefix "2." $tag) (hasPrefix "1." $tag) }}
+{{- fail (printf "clusters needs Fluent Bit 4.1 or later (several teleport inputs in one Fluent Bit need the Go proxy's per-instance callbacks); fluentBit.image.tag is %s" $tag) }}
+{{- end }}
+{{- $seen := dict (base .Values.eventHandler.storagePath) "eventHandler.storagePath" "buffer" "Fluent Bit's buffer" }}
+{{- range $c := .Values.clusters }}
+{{- with get $seen $c.name }}
+{{- fail (printf "clusters: the name %q is already used by %s: each cluster needs its own name (it is its cursor directory, alias and metrics label)" $c.name .) }}
+{{- end }}
+{{- $_ := set $seen $c.name (printf "another entry of clusters") }}
+{{- end }}
 {{- end }}
 {{- $_ := include "tfb.teleportAddress" . }}
 {{- $_ = include "tfb.identitySecretName" . }}
