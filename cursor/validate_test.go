@@ -23,7 +23,11 @@ func TestValidate(t *testing.T) {
 		{"search", func(*State) *State { return fixtureSearch() }, ""},
 		{"export keeps stale search", func(st *State) *State { st.Search = fixtureSearch().Search; return st }, ""},
 		{"day after next_day", func(st *State) *State { st.Export.Days["2030-12-31"] = &Day{}; return st }, ""},
-		{"done false (version 2)", func(st *State) *State { st.Version = 2; st.Export.Days["2024-03-02"].Done = map[string]bool{"z": false}; return st }, ""},
+		{"done false (version 2)", func(st *State) *State {
+			st.Version = 2
+			st.Export.Days["2024-03-02"].Done = map[string]bool{"z": false}
+			return st
+		}, ""},
 		{"done in version 3", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"z": true}; return st }, `export.days["2024-03-02"].done is a version 2 field (version 3 keeps done_set)`},
 		{"done_set unsorted", func(st *State) *State { st.Export.Days["2024-03-02"].DoneSet = ChunkSet{5, 3}; return st }, `export.days["2024-03-02"].done_set is not sorted or repeats a hash`},
 		{"set aside", func(st *State) *State {
@@ -57,11 +61,19 @@ func TestValidate(t *testing.T) {
 		{"finished day kept", func(st *State) *State { st.Export.NextDay = "2024-03-02"; return st }, `export.days["2024-03-01"] is before export.next_day "2024-03-02" (finished days must be removed)`},
 		{"nil day", func(st *State) *State { st.Export.Days["2024-03-02"] = nil; return st }, `export.days["2024-03-02"] is null`},
 		{"empty chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors[""] = "x"; return st }, `export.days["2024-03-02"].cursors has an empty chunk name`},
-		{"empty done chunk", func(st *State) *State { st.Version = 2; st.Export.Days["2024-03-02"].Done = map[string]bool{"": true}; return st }, `export.days["2024-03-02"].done has an empty chunk name`},
+		{"empty done chunk", func(st *State) *State {
+			st.Version = 2
+			st.Export.Days["2024-03-02"].Done = map[string]bool{"": true}
+			return st
+		}, `export.days["2024-03-02"].done has an empty chunk name`},
 		{"done with cursor", func(st *State) *State { st.Export.Days["2024-03-01"].Cursors["done-a"] = "x"; return st }, `export.days["2024-03-01"]: chunk "done-a" is both done and holding a cursor`},
 		{"bad utf8 cursor", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["k"] = "\xff"; return st }, `export.days["2024-03-02"].cursors["k"] is not valid UTF-8`},
 		{"bad utf8 chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["\xff"] = "v"; return st }, `export.days["2024-03-02"].cursors has a chunk name "\xff" that is not valid UTF-8`},
-		{"bad utf8 done", func(st *State) *State { st.Version = 2; st.Export.Days["2024-03-02"].Done = map[string]bool{"\xfe": true}; return st }, `export.days["2024-03-02"].done has a chunk name "\xfe" that is not valid UTF-8`},
+		{"bad utf8 done", func(st *State) *State {
+			st.Version = 2
+			st.Export.Days["2024-03-02"].Done = map[string]bool{"\xfe": true}
+			return st
+		}, `export.days["2024-03-02"].done has a chunk name "\xfe" that is not valid UTF-8`},
 		{"search zero window", func(*State) *State { st := fixtureSearch(); st.Search.WindowStart = time.Time{}; return st }, "search.window_start is not set"},
 		{"search bad key", func(*State) *State { st := fixtureSearch(); st.Search.Key = "\xc3"; return st }, `search.key "\xc3" is not valid UTF-8`},
 		{"search bad id", func(*State) *State { st := fixtureSearch(); st.Search.LastID = "\xc3"; return st }, `search.last_id "\xc3" is not valid UTF-8`},
