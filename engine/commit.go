@@ -136,6 +136,10 @@ func (e *Engine) commitLocked(hs []handover) {
 			if it.CaughtUp {
 				e.auditCaughtUp = true
 			}
+			if it.IDs != nil {
+				e.committedIDs.add(it.IDs)
+				e.memoryDirty = true
+			}
 			*it = record.Item{}
 		}
 		if e.spare == nil {
@@ -160,6 +164,7 @@ func (e *Engine) commitLocked(hs []handover) {
 			e.saveErr = nil
 		}
 	}
+	e.saveMemoryLocked(false)
 	for _, id := range announced {
 		if ss := e.committed.Sessions[id]; ss != nil {
 			e.sessions.Add(id, *ss)

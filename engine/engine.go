@@ -102,6 +102,14 @@ type Engine struct {
 	progress      progress
 	pendingBytes  int
 
+	// dedupe is the bulk export's memory of recent events (queued or
+	// committed); committedIDs the committed ones, saved to the memory
+	// file every cursor.MemoryEvery and at Stop.
+	dedupe       *teleport.Dedupe
+	committedIDs idRing
+	memorySaved  time.Time
+	memoryDirty  bool
+
 	metrics     *metrics.Metrics // nil unless metrics_listen is set
 	stopMetrics func()
 	metricsAddr string
@@ -185,6 +193,12 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		Log: opts.Log, Now: opts.Now, Placed: e.lockPlaced, Metrics: e.metrics}
 	e.store = store
 	e.committed = st
+	e.dedupe, e.committedIDs = newDedupe()
+	e.memorySaved = time.Now()
+	if err := e.loadMemory(); err != nil {
+		store.Close()
+		return nil, err
+	}
 	if st.Locking != nil {
 		for user, at := range st.Locking.Pending {
 			e.locker.Add(user, at)
@@ -316,7 +330,9 @@ func (e *Engine) run(work *cursor.State) {
 				work.Export = &cursor.Export{NextDay: work.StartTime.UTC().Format(cursor.DayLayout)}
 			}
 			src := &teleport.ExportSource{API: conn, Filter: filter, Metrics: e.metrics, Concurrency: e.cfg.Concurrency,
-				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
+				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now,
+				LateHorizon: e.cfg.ExportLateHorizon, LatePollMax: e.cfg.ExportLatePollMax,
+				ChunkMaxAttempts: e.cfg.ExportChunkMaxAttempts, Dedupe: e.dedupe}
 			err := src.Run(e.ctx, work.Export, e.queue)
 			if !errors.Is(err, teleport.ErrNotImplemented) {
 				return
