@@ -76,10 +76,14 @@ func (s *ExportSource) horizon() time.Duration {
 }
 
 // pollEvery is how long after its last read a day's list is read again:
-// every poll while the day is today or just ended, then a sixteenth of the
-// day's age (late chunks mostly come within minutes: an SQS visibility
-// timeout is one batch interval), at most LatePollMax.
+// every poll for today and yesterday (like Teleport's own exporter, whose
+// backlog of one earlier date is polled as often as the current one), then
+// a sixteenth of the day's age (late chunks mostly come within minutes: an
+// SQS visibility timeout is one batch interval), at most LatePollMax.
 func (s *ExportSource) pollEvery(day string, now time.Time) time.Duration {
+	if day >= addDays(now.Format(cursor.DayLayout), -1) {
+		return s.Poll
+	}
 	age := now.Sub(dayEnd(day))
 	d := max(age/16, s.Poll)
 	if s.LatePollMax > 0 {
