@@ -336,3 +336,28 @@ func addDays(day string, n int) string {
 	}
 	return t.AddDate(0, 0, n).Format(cursor.DayLayout)
 }
+
+// ExportChunk streams one chunk of date from its start to its end, once,
+// calling put for every record (an operator's re-export of a chunk set
+// aside: no retry, no cursor, no dedupe).
+func (s *ExportSource) ExportChunk(ctx context.Context, date time.Time, chunk string, put func(record.Item) error) error {
+	day := date.UTC().Format(cursor.DayLayout)
+	from := ""
+	_, err, putErr := s.streamChunk(ctx, &auditlogpb.ExportUnstructuredEventsRequest{
+		Date: timestamppb.New(date), Chunk: chunk}, day, chunk, &from, recordsTo(put), &slab{})
+	if putErr != nil {
+		return putErr
+	}
+	return err
+}
+
+// recordsTo is a Sink calling a function for records (and ignoring
+// position-only items).
+type recordsTo func(record.Item) error
+
+func (f recordsTo) Put(_ context.Context, it record.Item) error {
+	if it.Data == nil {
+		return nil
+	}
+	return f(it)
+}

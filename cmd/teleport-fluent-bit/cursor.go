@@ -16,7 +16,9 @@ const cursorSynopsis = `cursor show|set|reset --storage DIR [flags]
 
   show   print the durable cursor (state.json) as JSON; works while the plugin runs;
          given_up lists the session recordings given up (why, when), which
-         export --session SID writes again
+         export --session SID writes again; set_aside lists the bulk export
+         chunks set aside (day, chunk, why, when), which export --chunk
+         DAY/CHUNK writes again
   set    move the cursor to --start-time: the next run exports events from that
          time on, as a first run would (progress and recordings in progress are
          forgotten; locks already due are kept)
@@ -82,6 +84,14 @@ func cursorCmd(args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "; %d older ones no longer listed", st.GivenUpDropped)
 			}
 			fmt.Fprintf(stderr, "); write one as JSON lines with: teleport-fluent-bit export --config FILE --session %s\n", st.GivenUp[n-1].SessionID)
+		}
+		if n := len(st.SetAside); n > 0 {
+			fmt.Fprintf(stderr, "note: %d bulk export chunks were set aside (set_aside, newest last", n)
+			if st.SetAsideDropped > 0 {
+				fmt.Fprintf(stderr, "; %d older ones no longer listed", st.SetAsideDropped)
+			}
+			c := st.SetAside[n-1]
+			fmt.Fprintf(stderr, "); write one as JSON lines with: teleport-fluent-bit export --config FILE --chunk %s/%s\n", c.Day, c.Chunk)
 		}
 		return nil
 
