@@ -71,6 +71,12 @@ type Options struct {
 	// block layout hold logins and other non-session events instead, for
 	// benchmarks of the audit search alone (no recordings to track).
 	NoSessions bool
+
+	// Backend is the audit backend the stand-in serves like: "" (sealed
+	// chunks in time order, each event once) or "athena" (athena.go).
+	Backend string
+	// Athena mode (Backend "athena"): see AthenaOptions.
+	Athena AthenaOptions
 }
 
 // Server is a running (or stopped) Auth Service stand-in.
@@ -117,6 +123,9 @@ func Start(opts Options) (*Server, error) {
 	s := &Server{opts: opts, store: newStore(opts.ClusterName, opts.ChunkSize)}
 	s.store.recEvents = opts.RecordingEvents
 	s.store.noSessions = opts.NoSessions
+	if opts.Backend == BackendAthena {
+		s.store.athena = &athenaState{opts: opts.Athena.withDefaults(), removed: map[string]bool{}, rejects: map[string]bool{}}
+	}
 	s.st.calls = map[string]*atomic.Int64{}
 	s.exportUnimpl.Store(opts.ExportUnimplemented)
 	s.recUnimpl.Store(opts.RecordingsUnimplemented)
