@@ -68,27 +68,27 @@ type Announce struct {
 }
 
 // AnnounceSession records a recording to export, unless it is known
-// already or, for session.end, the cluster emits session.upload (which then
-// announces it). It reports whether the session was added, or taken over by
-// a session.upload from a session.end.
+// already. A session.end on a cluster that emits session.upload announces
+// it too, marked AwaitUpload: its session.upload normally follows and takes
+// it over, but one that never comes (an upload completed by Teleport's
+// UploadCompleter long after, or lost) must not leave the recording
+// unexported. It reports whether the session was added, or taken over by a
+// session.upload from a session.end.
 func (s *State) AnnounceSession(a Announce) bool {
 	if !a.ByEnd {
 		s.UploadsSeen = true
 	}
 	if ss, ok := s.Sessions[a.SessionID]; ok {
 		if !a.ByEnd && ss.ByEnd {
-			ss.ByEnd = false
+			ss.ByEnd, ss.AwaitUpload = false, false
 			return true
 		}
-		return false
-	}
-	if a.ByEnd && s.UploadsSeen {
 		return false
 	}
 	if s.Sessions == nil {
 		s.Sessions = make(map[string]*Session)
 	}
-	s.Sessions[a.SessionID] = &Session{Announced: a.At.UTC(), ByEnd: a.ByEnd}
+	s.Sessions[a.SessionID] = &Session{Announced: a.At.UTC(), ByEnd: a.ByEnd, AwaitUpload: a.ByEnd && s.UploadsSeen}
 	return true
 }
 

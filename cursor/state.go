@@ -77,6 +77,10 @@ type Session struct {
 	Announced time.Time `json:"announced"`
 	// ByEnd marks a recording announced by session.end only.
 	ByEnd bool `json:"by_end,omitempty"`
+	// AwaitUpload marks a session.end-only announcement on a cluster that
+	// emits session.upload: its recording is tried only after a longer
+	// wait, unless its session.upload takes it over before.
+	AwaitUpload bool `json:"await_upload,omitempty"`
 }
 
 // MaxGivenUp bounds State.GivenUp.

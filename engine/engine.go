@@ -107,6 +107,7 @@ type Engine struct {
 	// file every cursor.MemoryEvery and at Stop.
 	dedupe       *teleport.Dedupe
 	committedIDs idRing
+	exported     exportedSessions
 	memorySaved  time.Time
 	memoryDirty  bool
 
@@ -119,6 +120,11 @@ type Engine struct {
 // (waiting for a retry excepted) before audit hand-over waits for them.
 // A variable so tests can lower it.
 var maxActiveSessions = 8192
+
+// endWithoutUploadWait is how long the recording of a session.end waits
+// for its session.upload on a cluster that emits them, before it is tried
+// anyway. A variable so tests can lower it.
+var endWithoutUploadWait = 10 * time.Minute
 
 // ErrStartTime is returned when start_time differs from the one fixed on the
 // first run.
@@ -148,7 +154,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	e.sessions = &teleport.SessionSource{Metrics: e.metrics,
 		Skip: cfg.SkipSessionTypes, Concurrency: cfg.Concurrency,
 		GiveUpAfter: cfg.SessionGiveUpAfter, RetryInterval: cfg.SessionRetryInterval, MaxAttempts: cfg.SessionMaxAttempts,
-		EndWait: 2*cfg.PollInterval + time.Second, Log: opts.Log, Now: opts.Now,
+		EndWait: 2*cfg.PollInterval + time.Second, EndWithoutUpload: endWithoutUploadWait, Log: opts.Log, Now: opts.Now,
 	}
 	if opts.Connect == nil {
 		creds, err := teleport.LoadCredentials(cfg, opts.Now())

@@ -45,7 +45,50 @@ func (e *Engine) loadMemory() error {
 	}
 	e.committedIDs.add(m.Events)
 	e.dedupe.Add(m.Events)
+	for _, x := range m.Sessions {
+		e.exported.add(x.Hash, x.At, e.opts.Now(), e.cfg.ExportLateHorizon)
+	}
 	return nil
+}
+
+// maxExported bounds the recordings remembered as exported (16 bytes each
+// in the memory file, about 60 in memory).
+const maxExported = 100_000
+
+// exportedSessions remembers the recordings exported lately, so that one
+// announced again (a second session.upload: Teleport's UploadCompleter
+// may emit one, and Athena may store an event twice beyond the dedupe
+// bound) is not exported again. Remembered for export_late_horizon, at
+// most maxExported, oldest forgotten first.
+type exportedSessions struct {
+	at    map[uint64]time.Time
+	order []cursor.SessionMemory
+}
+
+func sessionHash(id string) uint64 { return teleport.EventHash([]byte(id)) }
+
+func (x *exportedSessions) add(h uint64, at, now time.Time, keep time.Duration) {
+	if x.at == nil {
+		x.at = make(map[uint64]time.Time)
+	}
+	if _, ok := x.at[h]; ok || now.Sub(at) > keep {
+		return
+	}
+	x.at[h] = at
+	x.order = append(x.order, cursor.SessionMemory{Hash: h, At: at})
+	n := 0
+	for n < len(x.order) && (len(x.order)-n > maxExported || now.Sub(x.order[n].At) > keep) {
+		delete(x.at, x.order[n].Hash)
+		n++
+	}
+	if n > 0 {
+		x.order = append(x.order[:0], x.order[n:]...)
+	}
+}
+
+func (x *exportedSessions) has(id string, now time.Time, keep time.Duration) bool {
+	at, ok := x.at[sessionHash(id)]
+	return ok && now.Sub(at) <= keep
 }
 
 // saveMemoryLocked writes the memory file when due (or now with force).
@@ -55,7 +98,7 @@ func (e *Engine) saveMemoryLocked(force bool) {
 		return
 	}
 	e.memorySaved = time.Now()
-	if err := e.store.SaveMemory(&cursor.Memory{Events: e.committedIDs.list()}); err != nil {
+	if err := e.store.SaveMemory(&cursor.Memory{Events: e.committedIDs.list(), Sessions: e.exported.order}); err != nil {
 		e.log.Warnf("cannot save %s: %s; events stored twice by the Auth Service may be handed over twice after a restart", e.store.MemoryPath(), logging.OneLine(err.Error()))
 		return
 	}

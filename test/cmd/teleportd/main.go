@@ -5,6 +5,7 @@
 //	          [--rate 0] [--late-share 0 --late-delay 20s] [--export-unimplemented]
 //	          [--recordings-unimplemented] [--search-unimplemented] [--search-page-delay 0]
 //	          [--seed 1] [--ttl 12h] [--recording-events 0]
+//	          [--backend athena [--athena-late-chunks 1] [--athena-late-delay 30s] [--athena-repeat-share 0.01]]
 //
 // It writes DIR/identity (identity file for client.LoadIdentityFile),
 // DIR/ca.crt, DIR/client.crt, DIR/client.key (for client.LoadKeyPair) and,
@@ -60,6 +61,10 @@ func main() {
 		statsEvery  = flag.Duration("stats", 0, "log counters to stderr at this interval (0 = never)")
 		verbose     = flag.Bool("v", false, "log server activity to stderr")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile to this file until exit")
+		backend     = flag.String("backend", "", `serve the bulk export like this Teleport audit backend: "" (sealed chunks in time order) or "athena" (late chunks, repeated events, row-count cursors; test/teleportd/athena.go)`)
+		athLate     = flag.Int("athena-late-chunks", 1, "--backend athena: of every past day of the backlog, this many of its last chunks appear only --athena-late-delay after start")
+		athDelay    = flag.Duration("athena-late-delay", 30*time.Second, "--backend athena: how late those chunks appear")
+		athRepeat   = flag.Float64("athena-repeat-share", 0.01, "--backend athena: share (0 to 1) of the backlog's events stored twice, in one more chunk per day")
 	)
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -108,6 +113,13 @@ func main() {
 		NoRecordings:            *noRecs,
 		RecordingEvents:         *recEvents,
 		NoSessions:              *noSessions,
+		Backend:                 *backend,
+		Athena:                  teleportd.AthenaOptions{LateChunks: *athLate, LateDelay: *athDelay, RepeatShare: *athRepeat},
+	}
+	switch *backend {
+	case "", teleportd.BackendAthena:
+	default:
+		log.Fatalf("--backend %q: expected \"\" or %q", *backend, teleportd.BackendAthena)
 	}
 	if *verbose {
 		opts.Logf = log.Printf
