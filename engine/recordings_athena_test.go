@@ -71,4 +71,3 @@ func TestSessionEndWithoutUploadExported(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, st.Sessions)
 }
-

@@ -74,9 +74,9 @@ type SessionSource struct {
 	// (cursor.Session.AwaitUpload): the recording of a session.end whose
 	// session.upload has not come is tried after this.
 	EndWithoutUpload time.Duration
-	Log     *logging.Logger
-	Now     func() time.Time
-	Metrics *metrics.Metrics
+	Log              *logging.Logger
+	Now              func() time.Time
+	Metrics          *metrics.Metrics
 	// Compat is shared by the sources of one connection (legacy.go); nil
 	// gets one of its own.
 	Compat *Compat
