@@ -168,6 +168,14 @@ func (s *ExportSource) exportDay(ctx context.Context, st *cursor.Export, day str
 			todo = append(todo, c)
 		}
 	}
+	// A chunk begun (it was listed) but no longer listed was removed: it
+	// is asked for all the same, so that it is set aside with its reason
+	// (NotFound) rather than forgotten with its cursor.
+	for c := range d.Cursors {
+		if _, listed := slices.BinarySearch(chunks, c); !listed {
+			todo = append(todo, c)
+		}
+	}
 	if len(todo) == 0 {
 		return nil
 	}

@@ -238,3 +238,30 @@ func (s *Server) CompleteUpload(sid string, end time.Time) []string {
 	})
 	return uids
 }
+
+// ChunkUIDs is the ground truth of one chunk: the uids of its events, in
+// time order of generation (nil for an unknown chunk).
+func (s *Server) ChunkUIDs(name string) []string {
+	s.store.mu.RLock()
+	c := s.store.chunks[name]
+	s.store.mu.RUnlock()
+	if c == nil {
+		return nil
+	}
+	var out []string
+	switch {
+	case c.idx != nil:
+		for _, i := range c.idx {
+			out = append(out, c.seg.uidAt(i))
+		}
+	case c.seg != nil:
+		for i := c.lo; i < c.hi; i++ {
+			out = append(out, c.seg.uidAt(i))
+		}
+	default:
+		for _, e := range c.evs {
+			out = append(out, e.uid)
+		}
+	}
+	return out
+}
