@@ -230,12 +230,13 @@ func (s *SessionSource) InFlight() int {
 }
 
 // Pending tells how many sessions are known, and how many of them have work
-// to do now (running, or due), as opposed to waiting for a retry.
+// to do now (running, or due), as opposed to waiting for a retry or for the
+// session.upload of a session.end.
 func (s *SessionSource) Pending() (known, active int) {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.jobs), len(s.jobs) - s.retrying
+	return len(s.jobs), len(s.jobs) - s.retrying - s.endWaiting
 }
 
 func (s *SessionSource) signal() {
