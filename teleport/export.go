@@ -316,6 +316,17 @@ func (s *ExportSource) exportChunk(ctx context.Context, date time.Time, day, chu
 	}
 }
 
+// errorKind names err's kind the way Teleport's trace package does.
+func errorKind(err error) string {
+	switch {
+	case trace.IsNotFound(err):
+		return "NotFound"
+	case trace.IsBadParameter(err):
+		return "BadParameter"
+	}
+	return status.Code(trace.Unwrap(err)).String()
+}
+
 // stillServed reports whether the day's chunk list can be read: a chunk is
 // set aside only while the rest of the export works, never because the
 // Auth Service (or its bucket) is failing as a whole.
@@ -329,7 +340,7 @@ func (s *ExportSource) stillServed(ctx context.Context, date time.Time) bool {
 // setAside gives a chunk up with one error line naming it, the day, why,
 // and how to export it later; the rest of the day and later days go on.
 func (s *ExportSource) setAside(ctx context.Context, day, chunk, from string, tries int, err error, sink Sink) error {
-	reason := fmt.Sprintf("failed %d times in a row (export_chunk_max_attempts), last: %s", tries, logging.OneLine(err.Error()))
+	reason := fmt.Sprintf("failed %d times in a row (export_chunk_max_attempts), last: %s: %s", tries, errorKind(err), logging.OneLine(err.Error()))
 	s.Log.Errorf("day %s: setting chunk %s aside: %s; the export goes on without it; `teleport-fluent-bit export --chunk %s/%s` exports it once it can be read (cursor show lists it under set_aside)",
 		day, chunk, reason, day, chunk)
 	s.Metrics.ChunkSetAside()

@@ -75,7 +75,7 @@ func TestAthenaBulkExport(t *testing.T) {
 	require.NoError(t, h.Stop())
 	got := r.ingested()
 	missing, _, _ := compare(reachable, got)
-	_, dups, extra := compare(want, got)
+	_, dups, extra := compare(r.expected(nil), got) // with the session.recording.access events stored meanwhile
 	assert.Empty(t, missing, "every event of the chunks served")
 	assert.Empty(t, dups, "graceful runs hand no event over twice, although a twentieth were stored twice")
 	assert.Empty(t, extra)
@@ -86,8 +86,8 @@ func TestAthenaBulkExport(t *testing.T) {
 	assert.Contains(t, string(out), `"set_aside"`)
 	assert.Contains(t, string(out), removed[1])
 	assert.Contains(t, string(out), refused[1])
-	assert.Contains(t, string(out), "NotFound")
-	assert.Contains(t, string(out), "InvalidArgument")
+	assert.Contains(t, string(out), "last: NotFound")
+	assert.Contains(t, string(out), "last: BadParameter")
 	assert.Contains(t, string(out), "export --config FILE --chunk")
 
 	// Served again, they are re-exported by export --chunk.
