@@ -123,3 +123,20 @@ func decodeMemory(b []byte) (*Memory, string) {
 	}
 	return m, ""
 }
+
+// ForgetMemory removes the memory file (cursor set and reset: events are
+// to be exported again, so none may be dropped as seen).
+func (s *Store) ForgetMemory() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.closedError()
+	}
+	if err := os.Remove(s.MemoryPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot remove %s: %v", s.MemoryPath(), bare(err))
+	}
+	if err := syncDir(s.dirf); err != nil {
+		return fmt.Errorf("removed %s but fsync of directory %s failed: %v", s.MemoryPath(), s.dir, bare(err))
+	}
+	return nil
+}

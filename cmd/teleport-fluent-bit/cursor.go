@@ -146,6 +146,11 @@ func moveCursor(stdout io.Writer, dir, sub string, yes bool, change func(*cursor
 	if !yes {
 		return fmt.Errorf("cursor %s: nothing changed: run again with --yes to replace the state", sub)
 	}
+	// The memory of events and recordings handed over goes first: kept, it
+	// would drop the events the new cursor is to export again.
+	if err := store.ForgetMemory(); err != nil {
+		return fmt.Errorf("cursor %s: %v", sub, err)
+	}
 	if err := store.Save(st); err != nil {
 		return fmt.Errorf("cursor %s: %v", sub, err)
 	}
