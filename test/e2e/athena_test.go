@@ -108,6 +108,25 @@ func TestAthenaBulkExport(t *testing.T) {
 	missing, _, _ = compare(want, append(got, again...))
 	assert.Empty(t, missing, "with the re-exported chunks, every event")
 
+	// Teleport's UploadCompleter announces a finished session again: a new
+	// session.upload now and a session.end with the session's old time
+	// (in a new chunk of its old day). The recording is not exported again.
+	_, recs, uploads := r.split()
+	require.NotEmpty(t, uploads)
+	sid := uploads[0]
+	keys := r.recordingKeys([]string{sid}, "print", "desktop.recording")
+	_, rdups, _ := compare(keys, recs)
+	require.Empty(t, rdups)
+	late := r.auth.CompleteUpload(sid, r.start.Add(time.Hour))
+	h = r.host(hostOpts{props: props})
+	r.waitAll(h, late, 60*time.Second)
+	require.NoError(t, h.WaitLog("caught up:", 1, 60*time.Second))
+	require.NoError(t, h.Stop())
+	_, recs, _ = r.split()
+	rmissing, rdups, _ := compare(keys, recs)
+	assert.Empty(t, rmissing)
+	assert.Empty(t, rdups, "a recording announced again is not exported again")
+
 	// kill -9 during a live stream, then a clean run: nothing lost.
 	stop = liveStream(r, 100)
 	h = r.host(hostOpts{props: props})

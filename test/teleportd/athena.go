@@ -2,6 +2,8 @@ package teleportd
 
 import (
 	"strconv"
+
+	"github.com/google/uuid"
 	"strings"
 	"sync"
 	"time"
@@ -227,13 +229,15 @@ func (s *Server) RecordingAccesses() int64 {
 // upload abandoned past its grace period: a session.upload now, then a
 // session.end carrying the session's old time (end), which lands in a
 // late chunk of that old day. It may repeat a session.upload already
-// emitted (the code says so), with a new uid.
+// emitted (the code says so), with a new uid. It returns the uids of the
+// session.upload and the session.end.
 func (s *Server) CompleteUpload(sid string, end time.Time) []string {
 	now := time.Now().UTC()
-	uids, _ := s.store.add([]Event{
-		{Fields: map[string]any{"event": "session.upload", "code": "T2005I", "sid": sid, "time": now,
+	uids := []string{uuid.NewString(), uuid.NewString()}
+	_, _ = s.store.add([]Event{
+		{Fields: map[string]any{"event": "session.upload", "code": "T2005I", "sid": sid, "time": now, "uid": uids[0],
 			"url": "s3://bucket/" + sid, "ei": int64(2147483646)}},
-		{Fields: map[string]any{"event": "session.end", "code": "T2004I", "sid": sid, "time": end.UTC(),
+		{Fields: map[string]any{"event": "session.end", "code": "T2004I", "sid": sid, "time": end.UTC(), "uid": uids[1],
 			"session_recording": "node"}},
 	})
 	return uids

@@ -92,6 +92,18 @@ func TestAthenaMode(t *testing.T) {
 	s.RestoreChunk(all[1])
 	assert.Contains(t, list(), all[1])
 
+	// UploadCompleter: a session.upload now, a session.end in the old day.
+	late := s.CompleteUpload("sess-x", past.Add(time.Hour))
+	require.Len(t, late, 2)
+	var inOld []string
+	for _, c := range list() {
+		u, _, err := export(c, "")
+		require.NoError(t, err)
+		inOld = append(inOld, u...)
+	}
+	assert.Contains(t, inOld, late[1], "the session.end lands in a chunk of its old day")
+	assert.NotContains(t, inOld, late[0], "the session.upload is stamped now")
+
 	// A recording stream call stores session.recording.access, NotFound too.
 	_, errs := clt.StreamUnstructuredSessionEvents(ctx, "no-such-session", 0)
 	assert.True(t, trace.IsNotFound(<-errs))
