@@ -318,13 +318,14 @@ func (s *ExportSource) exportChunk(ctx context.Context, date time.Time, day, chu
 
 // errorKind names err's kind the way Teleport's trace package does.
 func errorKind(err error) string {
+	code := status.Code(trace.Unwrap(err))
 	switch {
-	case trace.IsNotFound(err):
+	case trace.IsNotFound(err) || code == codes.NotFound:
 		return "NotFound"
-	case trace.IsBadParameter(err):
+	case trace.IsBadParameter(err) || code == codes.InvalidArgument:
 		return "BadParameter"
 	}
-	return status.Code(trace.Unwrap(err)).String()
+	return code.String()
 }
 
 // stillServed reports whether the day's chunk list can be read: a chunk is
