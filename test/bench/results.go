@@ -47,7 +47,7 @@ type results struct {
 	// athena is the plugin on a stand-in in Athena mode (late chunks,
 	// repeated events, rows out of order).
 	athena *drainResult
-	audit   *auditPathResult
+	audit  *auditPathResult
 	// auditLimited is the audit path under a Go soft memory limit.
 	auditLimited *auditPathResult
 	rss          *drainResult
