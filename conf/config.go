@@ -29,13 +29,23 @@ type Config struct {
 	// stored and still be exported by the search path: once caught up,
 	// every poll reads that span again.
 	SearchLateTolerance time.Duration // search_late_tolerance
-	Types               []string      // types: export only these event types (empty: all)
-	SkipEventTypes      []string      // skip_event_types / skip-event-types
-	StartTime           time.Time     // start_time / start-time; zero when unset
-	PollInterval        time.Duration // poll_interval (alias timeout)
-	DryRun              bool          // dry_run / dry-run
-	ExitOnLastEvent     bool          // exit_on_last_event / exit-on-last-event
-	Debug               bool          // debug
+	// ExportLateHorizon is how long after a UTC day ends its chunk list
+	// is still read again for chunks written late (Athena: SQS redelivery
+	// and dead-letter redrive, up to SQS's 14-day retention); polls of a
+	// day grow sparser with its age, up to ExportLatePollMax apart.
+	ExportLateHorizon time.Duration // export_late_horizon
+	ExportLatePollMax time.Duration // export_late_poll_max
+	// ExportChunkMaxAttempts bounds the tries of a chunk failing for a
+	// reason retrying does not fix (NotFound, a refused cursor, ...)
+	// before it is set aside.
+	ExportChunkMaxAttempts int           // export_chunk_max_attempts
+	Types                  []string      // types: export only these event types (empty: all)
+	SkipEventTypes         []string      // skip_event_types / skip-event-types
+	StartTime              time.Time     // start_time / start-time; zero when unset
+	PollInterval           time.Duration // poll_interval (alias timeout)
+	DryRun                 bool          // dry_run / dry-run
+	ExitOnLastEvent        bool          // exit_on_last_event / exit-on-last-event
+	Debug                  bool          // debug
 
 	// Session recordings and locking.
 	SkipSessionTypes []string // skip_session_types / skip-session-types
@@ -82,13 +92,19 @@ const (
 	DefaultWindowSize          = 24 * time.Hour
 	DefaultSearchLateTolerance = 5 * time.Minute
 	DefaultConcurrency         = 5
-	DefaultPollInterval        = 5 * time.Second
-	DefaultRefreshInterval     = time.Minute
-	DefaultCallbackBytes       = FluentBitChunkBytes / 2 // 1000K: two callbacks fill one of Fluent Bit's chunks (chunk.go)
-	DefaultQueueBytes          = 32 << 20
-	DefaultProgressInterval    = 30 * time.Second
-	DefaultLockAttempts        = 3
-	DefaultCommitDelay         = time.Second
+	// DefaultExportLateHorizon covers Athena's worst case: an event's SQS
+	// message kept (and redriven from the dead-letter queue) for SQS's
+	// maximum retention of 14 days, plus a day of margin.
+	DefaultExportLateHorizon      = 15 * 24 * time.Hour
+	DefaultExportLatePollMax      = time.Hour
+	DefaultExportChunkMaxAttempts = 10
+	DefaultPollInterval           = 5 * time.Second
+	DefaultRefreshInterval        = time.Minute
+	DefaultCallbackBytes          = FluentBitChunkBytes / 2 // 1000K: two callbacks fill one of Fluent Bit's chunks (chunk.go)
+	DefaultQueueBytes             = 32 << 20
+	DefaultProgressInterval       = 30 * time.Second
+	DefaultLockAttempts           = 3
+	DefaultCommitDelay            = time.Second
 	// MinCommitDelay is above Fluent Bit's ring-buffer timer (250 ms) with
 	// room for a busy main thread.
 	MinCommitDelay = 500 * time.Millisecond

@@ -106,6 +106,9 @@ func decode(data []byte) (*State, *decodeError) {
 		return nil, &decodeError{kind: ErrCorrupt, detail: "data after the JSON object"}
 	}
 	st.normalize()
+	if st.Version >= 1 && st.Version < Version {
+		st.migrate()
+	}
 	if err := st.Validate(); err != nil {
 		return nil, &decodeError{kind: ErrInvalid, detail: err.Error(), cause: err}
 	}

@@ -49,10 +49,7 @@ func randomState(rng *rand.Rand) *State {
 				day.Cursors["c"+randomString(rng)] = randomString(rng)
 			}
 			for c := rng.IntN(3); c > 0; c-- {
-				if day.Done == nil {
-					day.Done = map[string]bool{}
-				}
-				day.Done["d"+randomString(rng)] = true
+				day.DoneSet.Add("d" + randomString(rng))
 			}
 			st.Export.Days[fmt.Sprintf("2024-02-%02d", 27+rng.IntN(3))] = day
 		}

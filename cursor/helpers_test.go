@@ -20,7 +20,7 @@ func fixtureExport(nChunks int) *State {
 	st := New(fixtureStart)
 	st.Mode = ModeExport
 	st.Export = &Export{NextDay: "2024-03-01", Days: map[string]*Day{
-		"2024-03-01": {Cursors: map[string]string{}, Done: map[string]bool{"done-a": true, "done-b": true}},
+		"2024-03-01": {Cursors: map[string]string{}, DoneSet: doneSet("done-a", "done-b")},
 		"2024-03-02": {Cursors: map[string]string{}},
 	}}
 	for i := 0; i < nChunks; i++ {
@@ -117,4 +117,13 @@ func requireContainsAll(t *testing.T, s string, subs ...string) {
 	for _, sub := range subs {
 		require.True(t, strings.Contains(s, sub), "%q\ndoes not contain\n%q", s, sub)
 	}
+}
+
+// doneSet is a ChunkSet of names.
+func doneSet(names ...string) ChunkSet {
+	var s ChunkSet
+	for _, n := range names {
+		s.Add(n)
+	}
+	return s
 }

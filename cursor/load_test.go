@@ -49,7 +49,7 @@ func TestLoadAcceptsHandWrittenState(t *testing.T) {
 	require.NoError(t, os.WriteFile(s.Path(), []byte(validExportJSON), 0o600))
 	st, err = s.Load()
 	require.NoError(t, err)
-	assert.Equal(t, map[string]*Day{"2024-03-01": {Cursors: map[string]string{"c1": "cur"}, Done: map[string]bool{"c2": true}}}, st.Export.Days)
+	assert.Equal(t, map[string]*Day{"2024-03-01": {Cursors: map[string]string{"c1": "cur"}, DoneSet: doneSet("c2")}}, st.Export.Days)
 }
 
 func TestLoadRejects(t *testing.T) {
@@ -93,9 +93,9 @@ func TestLoadRejects(t *testing.T) {
 		{"format not a string", variant(`"format": "teleport-fluent-bit/cursor"`, `"format": 1`), 0, ErrForeign,
 			[]string{foreign + `"format" is not a string)`}},
 		{"future version", variant(`"version": 1`, `"version": 99`), 0, ErrNewerVersion,
-			[]string{"has version 99 but this plugin supports up to version 2; refusing to start: upgrade the plugin (downgrading is not supported)"}},
+			[]string{"has version 99 but this plugin supports up to version 3; refusing to start: upgrade the plugin (downgrading is not supported)"}},
 		{"version zero", variant(`"version": 1`, `"version": 0`), 0, ErrInvalid,
-			[]string{invalid + "version 0 is not supported (this plugin reads versions 1 to 2))" + fixIt}},
+			[]string{invalid + "version 0 is not supported (this plugin reads versions 1 to 3))" + fixIt}},
 		{"version string", variant(`"version": 1`, `"version": "1"`), 0, ErrInvalid,
 			[]string{invalid + `version "\"1\"" is not an integer)`}},
 		{"version fraction", variant(`"version": 1`, `"version": 1.5`), 0, ErrInvalid,
@@ -216,11 +216,59 @@ func TestLoadVersion1Search(t *testing.T) {
 	require.NoError(t, os.WriteFile(s.Path(), []byte(in), 0o600))
 	st, err := s.Load()
 	require.NoError(t, err)
-	assert.Equal(t, 1, st.Version)
+	assert.Equal(t, Version, st.Version, "migrated on load")
 	assert.Equal(t, &Search{WindowStart: time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC), Key: "tdk1.1.u", LastID: "u-9"}, st.Search)
 	require.NoError(t, s.Save(st))
 	again, err := s.Load()
 	require.NoError(t, err)
 	assert.Equal(t, Version, again.Version, "saved in the current version")
 	assert.Equal(t, st.Search, again.Search)
+}
+
+// A version 2 export state's done chunk names are hashed into done_set on
+// load: the same chunks count as done, and the next save writes version 3
+// without the names.
+func TestLoadMigratesVersion2DoneChunks(t *testing.T) {
+	s := openTestStore(t)
+	in := `{"format":"teleport-fluent-bit/cursor","version":2,"start_time":"2024-03-01T00:00:00Z","mode":"export",` +
+		`"export":{"next_day":"2024-03-01","days":{"2024-03-01":{"cursors":{"c1":"a1:5"},"done":{"c2":true,"c3":true}}}}}`
+	require.NoError(t, os.WriteFile(s.Path(), []byte(in), 0o600))
+	st, err := s.Load()
+	require.NoError(t, err)
+	d := st.Export.Days["2024-03-01"]
+	assert.True(t, d.DoneSet.Has("c2"))
+	assert.True(t, d.DoneSet.Has("c3"))
+	assert.False(t, d.DoneSet.Has("c1"))
+	assert.Nil(t, d.Done)
+	assert.Equal(t, map[string]string{"c1": "a1:5"}, d.Cursors)
+	require.NoError(t, s.Save(st))
+	raw, err := os.ReadFile(s.Path())
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"version": 3`)
+	assert.NotContains(t, string(raw), `"c2"`)
+
+	// A version 3 file with the old field is refused, naming it.
+	bad := strings.Replace(strings.Replace(in, `"version":2`, `"version":3`, 1), `"done":`, `"done":`, 1)
+	require.NoError(t, os.WriteFile(s.Path(), []byte(bad), 0o600))
+	_, err = s.Load()
+	require.ErrorContains(t, err, `export.days["2024-03-01"].done is a version 2 field`)
+}
+
+// A set-aside chunk is done for the export and listed, newest last, at
+// most MaxSetAside.
+func TestSetAsideChunks(t *testing.T) {
+	st := fixtureExport(2)
+	at := time.Date(2024, 3, 3, 0, 0, 0, 0, time.UTC)
+	st.Apply(&Pos{Kind: PosChunk, Day: "2024-03-02", Chunk: "x", Cursor: "a1:3"})
+	st.Apply(&Pos{Kind: PosChunkSetAside, Day: "2024-03-02", Chunk: "x", Cursor: "a1:3", GivenUp: &GivenUp{Reason: "gone", At: at}})
+	assert.True(t, st.Export.Days["2024-03-02"].DoneSet.Has("x"))
+	assert.NotContains(t, st.Export.Days["2024-03-02"].Cursors, "x")
+	assert.Equal(t, []SetAsideChunk{{Day: "2024-03-02", Chunk: "x", Reason: "gone", At: at, Cursor: "a1:3"}}, st.SetAside)
+	for i := 0; i < MaxSetAside+5; i++ {
+		st.Apply(&Pos{Kind: PosChunkSetAside, Day: "2024-03-02", Chunk: fmt.Sprint("y", i), GivenUp: &GivenUp{Reason: "r", At: at}})
+	}
+	require.Len(t, st.SetAside, MaxSetAside)
+	assert.Equal(t, int64(6), st.SetAsideDropped)
+	assert.Equal(t, fmt.Sprint("y", MaxSetAside+4), st.SetAside[MaxSetAside-1].Chunk)
+	require.NoError(t, st.Validate())
 }

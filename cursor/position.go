@@ -30,6 +30,10 @@ const (
 	// PosSearchFrontier: every event before WindowStart was searched; the
 	// ids seen before it are forgotten.
 	PosSearchFrontier
+	// PosChunkSetAside: Day/Chunk failed for good and is set aside (GivenUp
+	// says why and when, Cursor where it stood): done for the export, and
+	// listed in State.SetAside.
+	PosChunkSetAside
 )
 
 // Pos is one step of progress, carried by every record (or position-only
@@ -64,27 +68,27 @@ type Announce struct {
 }
 
 // AnnounceSession records a recording to export, unless it is known
-// already or, for session.end, the cluster emits session.upload (which then
-// announces it). It reports whether the session was added, or taken over by
-// a session.upload from a session.end.
+// already. A session.end on a cluster that emits session.upload announces
+// it too, marked AwaitUpload: its session.upload normally follows and takes
+// it over, but one that never comes (an upload completed by Teleport's
+// UploadCompleter long after, or lost) must not leave the recording
+// unexported. It reports whether the session was added, or taken over by a
+// session.upload from a session.end.
 func (s *State) AnnounceSession(a Announce) bool {
 	if !a.ByEnd {
 		s.UploadsSeen = true
 	}
 	if ss, ok := s.Sessions[a.SessionID]; ok {
 		if !a.ByEnd && ss.ByEnd {
-			ss.ByEnd = false
+			ss.ByEnd, ss.AwaitUpload = false, false
 			return true
 		}
-		return false
-	}
-	if a.ByEnd && s.UploadsSeen {
 		return false
 	}
 	if s.Sessions == nil {
 		s.Sessions = make(map[string]*Session)
 	}
-	s.Sessions[a.SessionID] = &Session{Announced: a.At.UTC(), ByEnd: a.ByEnd}
+	s.Sessions[a.SessionID] = &Session{Announced: a.At.UTC(), ByEnd: a.ByEnd, AwaitUpload: a.ByEnd && s.UploadsSeen}
 	return true
 }
 
@@ -97,7 +101,7 @@ func (s *State) Apply(p *Pos) {
 	switch p.Kind {
 	case PosChunk:
 		d := s.day(p.Day)
-		if d.Done[p.Chunk] {
+		if d.DoneSet.Has(p.Chunk) {
 			return
 		}
 		if d.Cursors == nil {
@@ -107,10 +111,12 @@ func (s *State) Apply(p *Pos) {
 	case PosChunkDone:
 		d := s.day(p.Day)
 		delete(d.Cursors, p.Chunk)
-		if d.Done == nil {
-			d.Done = make(map[string]bool)
-		}
-		d.Done[p.Chunk] = true
+		d.DoneSet.Add(p.Chunk)
+	case PosChunkSetAside:
+		d := s.day(p.Day)
+		delete(d.Cursors, p.Chunk)
+		d.DoneSet.Add(p.Chunk)
+		s.noteSetAside(p)
 	case PosDayDone:
 		s.day(p.Day)
 		delete(s.Export.Days, p.Day)
@@ -258,4 +264,27 @@ func (s *State) noteGivenUp(id string, g *GivenUp) {
 		s.GivenUp = append(s.GivenUp[:0], s.GivenUp[drop:]...)
 	}
 	s.GivenUp = append(s.GivenUp, GivenUpSession{SessionID: id, Reason: g.Reason, At: g.At.UTC(), Next: g.Next})
+}
+
+// noteSetAside adds a set-aside chunk to the newest MaxSetAside.
+func (s *State) noteSetAside(p *Pos) {
+	c := SetAsideChunk{Day: p.Day, Chunk: p.Chunk, Cursor: p.Cursor}
+	if g := p.GivenUp; g != nil {
+		c.Reason, c.At = g.Reason, g.At.UTC()
+	}
+	if c.At.IsZero() {
+		c.At = time.Now().UTC()
+	}
+	for i := range s.SetAside {
+		if s.SetAside[i].Day == c.Day && s.SetAside[i].Chunk == c.Chunk {
+			s.SetAside = append(s.SetAside[:i], s.SetAside[i+1:]...)
+			break
+		}
+	}
+	if len(s.SetAside) >= MaxSetAside {
+		drop := len(s.SetAside) - MaxSetAside + 1
+		s.SetAsideDropped += int64(drop)
+		s.SetAside = append(s.SetAside[:0], s.SetAside[drop:]...)
+	}
+	s.SetAside = append(s.SetAside, c)
 }

@@ -12,7 +12,11 @@ const Format = "teleport-fluent-bit/cursor"
 // Version is the current state layout version. Version 2 added the search
 // path's parallel windows and the ids handed over within the late
 // tolerance; a version 1 state loads as it is (its search position resumes).
-const Version = 2
+// Version 3 keeps a day's finished chunks as hashes (done_set: days stay
+// open for export_late_horizon, so their lists must stay small) and lists
+// the chunks set aside; a version 1 or 2 state's done chunk names are
+// hashed into done_set on load (migrate).
+const Version = 3
 
 // Modes of export.
 const (
@@ -38,6 +42,13 @@ type State struct {
 	// GivenUpDropped counts the given-up recordings older than those
 	// GivenUp keeps (their warnings are in the log).
 	GivenUpDropped int64 `json:"given_up_dropped,omitempty"`
+	// SetAside are the export chunks set aside after failing for a reason
+	// retrying does not fix, newest last, at most MaxSetAside: what an
+	// operator re-exports with `teleport-fluent-bit export --chunk`.
+	SetAside []SetAsideChunk `json:"set_aside,omitempty"`
+	// SetAsideDropped counts the set-aside chunks older than those SetAside
+	// keeps (their errors are in the log).
+	SetAsideDropped int64 `json:"set_aside_dropped,omitempty"`
 	// UploadsSeen is set once the cluster has emitted a session.upload
 	// event: from then on session.end no longer announces recordings, so
 	// no session is exported twice.
@@ -66,6 +77,10 @@ type Session struct {
 	Announced time.Time `json:"announced"`
 	// ByEnd marks a recording announced by session.end only.
 	ByEnd bool `json:"by_end,omitempty"`
+	// AwaitUpload marks a session.end-only announcement on a cluster that
+	// emits session.upload: its recording is tried only after a longer
+	// wait, unless its session.upload takes it over before.
+	AwaitUpload bool `json:"await_upload,omitempty"`
 }
 
 // MaxGivenUp bounds State.GivenUp.
@@ -94,8 +109,30 @@ type Export struct {
 type Day struct {
 	// Cursors are resumable positions inside chunks not yet finished.
 	Cursors map[string]string `json:"cursors,omitempty"`
-	// Done lists chunks exported to their end.
+	// Done lists chunks exported to their end: the version 2 form, hashed
+	// into DoneSet when a state is loaded; never written.
 	Done map[string]bool `json:"done,omitempty"`
+	// DoneSet holds the chunks exported to their end (or set aside).
+	DoneSet ChunkSet `json:"done_set,omitempty"`
+}
+
+// MaxDayChunks bounds a day's DoneSet (8 bytes each): Athena writes one
+// chunk per consumer batch and date, at most one a minute unless a batch
+// reaches 20,000 events, so a real day has a few thousand.
+const MaxDayChunks = 200_000
+
+// MaxSetAside bounds State.SetAside.
+const MaxSetAside = 100
+
+// SetAsideChunk is an export chunk set aside: not (fully) exported.
+type SetAsideChunk struct {
+	Day    string    `json:"day"`
+	Chunk  string    `json:"chunk"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// Cursor is where the chunk stood (events before it were handed over);
+	// "" when none of it was.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Search is the search path's position. Everything before WindowStart is
@@ -177,6 +214,9 @@ func (st *State) normalize() {
 	}
 	for i := range st.GivenUp {
 		st.GivenUp[i].At = st.GivenUp[i].At.UTC()
+	}
+	for i := range st.SetAside {
+		st.SetAside[i].At = st.SetAside[i].At.UTC()
 	}
 	if l := st.Locking; l != nil {
 		for _, ts := range l.Failures {

@@ -303,10 +303,14 @@ func (s *Store) Save(st *State) error {
 	return s.write(data)
 }
 
-func (s *Store) write(data []byte) error {
+func (s *Store) write(data []byte) error { return s.writeAt(s.path, data) }
+
+// writeAt replaces the file path in the storage directory with data,
+// durably (temporary file, fsync, rename, fsync of the directory).
+func (s *Store) writeAt(path string, data []byte) error {
 	f, err := createTemp(s.dir, tempPrefix+"*")
 	if err != nil {
-		return fmt.Errorf("cannot save state to %s: cannot create a temporary file: %v; the previous state is kept", s.path, bare(err))
+		return fmt.Errorf("cannot save state to %s: cannot create a temporary file: %v; the previous state is kept", path, bare(err))
 	}
 	tmp := f.Name()
 	fail := func(what string, err error) error {
@@ -314,7 +318,7 @@ func (s *Store) write(data []byte) error {
 			closeFile(f)
 		}
 		os.Remove(tmp)
-		return fmt.Errorf("cannot save state to %s: %s %s: %v; the previous state is kept", s.path, what, tmp, bare(err))
+		return fmt.Errorf("cannot save state to %s: %s %s: %v; the previous state is kept", path, what, tmp, bare(err))
 	}
 	n, err := writeFile(f, data)
 	if err == nil && n != len(data) {
@@ -331,11 +335,11 @@ func (s *Store) write(data []byte) error {
 	if err != nil {
 		return fail("close", err)
 	}
-	if err := renameFile(tmp, s.path); err != nil {
+	if err := renameFile(tmp, path); err != nil {
 		return fail("rename", err)
 	}
 	if err := syncDir(s.dirf); err != nil {
-		return fmt.Errorf("state saved to %s but fsync of directory %s failed: %v; the new state may not survive a crash", s.path, s.dir, bare(err))
+		return fmt.Errorf("state saved to %s but fsync of directory %s failed: %v; the new state may not survive a crash", path, s.dir, bare(err))
 	}
 	return nil
 }

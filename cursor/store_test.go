@@ -297,7 +297,7 @@ func TestSaveNormalizesAndStamps(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(raw), `"start_time": "2024-03-01T12:00:00Z"`)
 	assert.Contains(t, string(raw), `"format": "teleport-fluent-bit/cursor"`)
-	assert.Contains(t, string(raw), `"version": 2`)
+	assert.Contains(t, string(raw), `"version": 3`)
 	assert.True(t, strings.HasSuffix(string(raw), "}\n"))
 
 	got, err := s.Load()

@@ -51,6 +51,9 @@ func (st *State) Clone() *State {
 	if st.GivenUp != nil {
 		c.GivenUp = append([]GivenUpSession{}, st.GivenUp...)
 	}
+	if st.SetAside != nil {
+		c.SetAside = append([]SetAsideChunk{}, st.SetAside...)
+	}
 	if st.Sessions != nil {
 		c.Sessions = make(map[string]*Session, len(st.Sessions))
 		for k, v := range st.Sessions {
@@ -96,6 +99,9 @@ func (d *Day) clone() *Day {
 			c.Done[k] = v
 		}
 	}
+	if d.DoneSet != nil {
+		c.DoneSet = slices.Clone(d.DoneSet)
+	}
 	return c
 }
 
@@ -111,8 +117,11 @@ func (d *Day) clone() *Day {
 //     may be present too (it is kept, not used);
 //   - export.next_day and every key of export.days are YYYY-MM-DD dates, and
 //     no day is before next_day (finished days are removed);
-//   - no day is null, no chunk name is empty, and no chunk is both done and
-//     holding a cursor;
+//   - no day is null, no chunk name is empty, no chunk is both done and
+//     holding a cursor, and a day's done_set holds at most MaxDayChunks
+//     sorted hashes (a version 2 "done" list is migrated before);
+//   - set_aside lists at most MaxSetAside chunks, each with a valid day, a
+//     chunk name and a time;
 //   - search.window_start is set; search.windows are at most MaxWindows,
 //     set, in time order without overlap, each with start < end, ending
 //     after window_start and starting at or after it, with a page limit of
@@ -154,6 +163,13 @@ func (st *State) Validate() error {
 		if err := st.Export.validate(); err != nil {
 			return err
 		}
+		if st.Version >= 3 {
+			for day, d := range st.Export.Days {
+				if len(d.Done) > 0 {
+					return fmt.Errorf("export.days[%q].done is a version 2 field (version 3 keeps done_set)", day)
+				}
+			}
+		}
 	}
 	if st.Search != nil {
 		if err := st.Search.validate(); err != nil {
@@ -175,6 +191,25 @@ func (st *State) Validate() error {
 	}
 	if n := len(st.GivenUp); n > MaxGivenUp {
 		return fmt.Errorf("given_up lists %d sessions, at most %d", n, MaxGivenUp)
+	}
+	if n := len(st.SetAside); n > MaxSetAside {
+		return fmt.Errorf("set_aside lists %d chunks, at most %d", n, MaxSetAside)
+	}
+	if st.SetAsideDropped < 0 {
+		return fmt.Errorf("set_aside_dropped is negative (%d)", st.SetAsideDropped)
+	}
+	for i, c := range st.SetAside {
+		switch {
+		case !isDay(c.Day):
+			return fmt.Errorf("set_aside[%d].day %q is not a YYYY-MM-DD date", i, c.Day)
+		case c.Chunk == "" || !utf8.ValidString(c.Chunk):
+			return fmt.Errorf("set_aside[%d] has an empty or invalid chunk name %q", i, c.Chunk)
+		case !utf8.ValidString(c.Reason) || !utf8.ValidString(c.Cursor):
+			return fmt.Errorf("set_aside[%d] has a reason or cursor that is not valid UTF-8", i)
+		}
+		if err := checkTime(fmt.Sprintf("set_aside[%d].at", i), c.At); err != nil {
+			return err
+		}
 	}
 	if st.GivenUpDropped < 0 {
 		return fmt.Errorf("given_up_dropped is negative (%d)", st.GivenUpDropped)
@@ -244,8 +279,16 @@ func (e *Export) validate() error {
 			if !utf8.ValidString(c) {
 				return fmt.Errorf("export.days[%q].cursors[%q] is not valid UTF-8", day, chunk)
 			}
-			if d.Done[chunk] {
+			if d.Done[chunk] || d.DoneSet.Has(chunk) {
 				return fmt.Errorf("export.days[%q]: chunk %q is both done and holding a cursor", day, chunk)
+			}
+		}
+		if len(d.DoneSet) > MaxDayChunks {
+			return fmt.Errorf("export.days[%q].done_set holds %d chunks (at most %d)", day, len(d.DoneSet), MaxDayChunks)
+		}
+		for i := 1; i < len(d.DoneSet); i++ {
+			if d.DoneSet[i] <= d.DoneSet[i-1] {
+				return fmt.Errorf("export.days[%q].done_set is not sorted or repeats a hash", day)
 			}
 		}
 		for chunk := range d.Done {

@@ -23,12 +23,30 @@ func TestValidate(t *testing.T) {
 		{"search", func(*State) *State { return fixtureSearch() }, ""},
 		{"export keeps stale search", func(st *State) *State { st.Search = fixtureSearch().Search; return st }, ""},
 		{"day after next_day", func(st *State) *State { st.Export.Days["2030-12-31"] = &Day{}; return st }, ""},
-		{"done false", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"z": false}; return st }, ""},
+		{"done false (version 2)", func(st *State) *State {
+			st.Version = 2
+			st.Export.Days["2024-03-02"].Done = map[string]bool{"z": false}
+			return st
+		}, ""},
+		{"done in version 3", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"z": true}; return st }, `export.days["2024-03-02"].done is a version 2 field (version 3 keeps done_set)`},
+		{"done_set unsorted", func(st *State) *State { st.Export.Days["2024-03-02"].DoneSet = ChunkSet{5, 3}; return st }, `export.days["2024-03-02"].done_set is not sorted or repeats a hash`},
+		{"set aside", func(st *State) *State {
+			st.SetAside = []SetAsideChunk{{Day: "2024-03-01", Chunk: "c", Reason: "gone", At: fixtureStart}}
+			return st
+		}, ""},
+		{"set aside bad day", func(st *State) *State {
+			st.SetAside = []SetAsideChunk{{Day: "2024-3-01", Chunk: "c", At: fixtureStart}}
+			return st
+		}, `set_aside[0].day "2024-3-01" is not a YYYY-MM-DD date`},
+		{"set aside without time", func(st *State) *State {
+			st.SetAside = []SetAsideChunk{{Day: "2024-03-01", Chunk: "c"}}
+			return st
+		}, `set_aside[0].at is not set`},
 		{"empty cursor value", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["z"] = ""; return st }, ""},
 		{"nil", func(*State) *State { return nil }, "state is null"},
 		{"no format", func(st *State) *State { st.Format = ""; return st }, `format is "", expected "teleport-fluent-bit/cursor"`},
-		{"version 3", func(st *State) *State { st.Version = 3; return st }, "version 3 is not supported (this plugin reads versions 1 to 2)"},
-		{"version -1", func(st *State) *State { st.Version = -1; return st }, "version -1 is not supported (this plugin reads versions 1 to 2)"},
+		{"version 4", func(st *State) *State { st.Version = 4; return st }, "version 4 is not supported (this plugin reads versions 1 to 3)"},
+		{"version -1", func(st *State) *State { st.Version = -1; return st }, "version -1 is not supported (this plugin reads versions 1 to 3)"},
 		{"no start", func(st *State) *State { st.StartTime = time.Time{}; return st }, "start_time is not set"},
 		{"start year 10000", func(st *State) *State { st.StartTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC); return st }, "start_time is out of range (year 10000)"},
 		{"no mode with export", func(st *State) *State { st.Mode = ""; return st }, "mode is not set but an export or search position is"},
@@ -43,11 +61,19 @@ func TestValidate(t *testing.T) {
 		{"finished day kept", func(st *State) *State { st.Export.NextDay = "2024-03-02"; return st }, `export.days["2024-03-01"] is before export.next_day "2024-03-02" (finished days must be removed)`},
 		{"nil day", func(st *State) *State { st.Export.Days["2024-03-02"] = nil; return st }, `export.days["2024-03-02"] is null`},
 		{"empty chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors[""] = "x"; return st }, `export.days["2024-03-02"].cursors has an empty chunk name`},
-		{"empty done chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"": true}; return st }, `export.days["2024-03-02"].done has an empty chunk name`},
+		{"empty done chunk", func(st *State) *State {
+			st.Version = 2
+			st.Export.Days["2024-03-02"].Done = map[string]bool{"": true}
+			return st
+		}, `export.days["2024-03-02"].done has an empty chunk name`},
 		{"done with cursor", func(st *State) *State { st.Export.Days["2024-03-01"].Cursors["done-a"] = "x"; return st }, `export.days["2024-03-01"]: chunk "done-a" is both done and holding a cursor`},
 		{"bad utf8 cursor", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["k"] = "\xff"; return st }, `export.days["2024-03-02"].cursors["k"] is not valid UTF-8`},
 		{"bad utf8 chunk", func(st *State) *State { st.Export.Days["2024-03-02"].Cursors["\xff"] = "v"; return st }, `export.days["2024-03-02"].cursors has a chunk name "\xff" that is not valid UTF-8`},
-		{"bad utf8 done", func(st *State) *State { st.Export.Days["2024-03-02"].Done = map[string]bool{"\xfe": true}; return st }, `export.days["2024-03-02"].done has a chunk name "\xfe" that is not valid UTF-8`},
+		{"bad utf8 done", func(st *State) *State {
+			st.Version = 2
+			st.Export.Days["2024-03-02"].Done = map[string]bool{"\xfe": true}
+			return st
+		}, `export.days["2024-03-02"].done has a chunk name "\xfe" that is not valid UTF-8`},
 		{"search zero window", func(*State) *State { st := fixtureSearch(); st.Search.WindowStart = time.Time{}; return st }, "search.window_start is not set"},
 		{"search bad key", func(*State) *State { st := fixtureSearch(); st.Search.Key = "\xc3"; return st }, `search.key "\xc3" is not valid UTF-8`},
 		{"search bad id", func(*State) *State { st := fixtureSearch(); st.Search.LastID = "\xc3"; return st }, `search.last_id "\xc3" is not valid UTF-8`},
@@ -163,17 +189,14 @@ func TestClone(t *testing.T) {
 				for k := range d.Cursors {
 					d.Cursors[k] = "changed"
 				}
-				for k := range d.Done {
-					d.Done[k] = false
+				for i := range d.DoneSet {
+					d.DoneSet[i]++
 				}
 				if d.Cursors == nil {
 					d.Cursors = map[string]string{}
 				}
-				if d.Done == nil {
-					d.Done = map[string]bool{}
-				}
 				d.Cursors["new"] = "x"
-				d.Done["new"] = true
+				d.DoneSet.Add("new")
 			}
 			c.Export.Days["2099-01-01"] = &Day{}
 			delete(c.Export.Days, "2024-03-01")

@@ -99,9 +99,18 @@ func (e *Engine) commitLocked(hs []handover) {
 		b.merge(hs[h].count)
 		for i := range hs[h].items {
 			it := &hs[h].items[i]
-			if a := it.Announce; a != nil {
+			if a := it.Announce; a != nil && e.exported.has(a.SessionID, e.opts.Now(), e.cfg.ExportLateHorizon) {
+				e.log.Debugf("session %s: announced again (%s) after its recording was exported; not exported again", a.SessionID, map[bool]string{true: "session.end", false: "session.upload"}[a.ByEnd])
+			} else if a != nil {
 				uploads := e.committed.UploadsSeen
-				if e.committed.AnnounceSession(*a) {
+				ann := *a
+				if ann.ByEnd && uploads {
+					// Its give-up clock starts when the plugin learns of it:
+					// Teleport's UploadCompleter emits a session.end with
+					// the session's old time, a day or more later.
+					ann.At = e.opts.Now()
+				}
+				if e.committed.AnnounceSession(ann) {
 					dirty = true
 					// Once per batch: a session.end and its session.upload
 					// often come together, and the recording may be exported
@@ -131,10 +140,18 @@ func (e *Engine) commitLocked(hs []handover) {
 					e.log.Infof("day %s exported", it.Pos.Day)
 				case cursor.PosSessionDone:
 					e.sessions.Forget(it.Pos.ID)
+					if it.Pos.GivenUp == nil {
+						e.exported.add(sessionHash(it.Pos.ID), e.opts.Now(), e.opts.Now(), e.cfg.ExportLateHorizon)
+						e.memoryDirty = true
+					}
 				}
 			}
 			if it.CaughtUp {
 				e.auditCaughtUp = true
+			}
+			if it.IDs != nil {
+				e.committedIDs.add(it.IDs)
+				e.memoryDirty = true
 			}
 			*it = record.Item{}
 		}
@@ -160,6 +177,7 @@ func (e *Engine) commitLocked(hs []handover) {
 			e.saveErr = nil
 		}
 	}
+	e.saveMemoryLocked(false)
 	for _, id := range announced {
 		if ss := e.committed.Sessions[id]; ss != nil {
 			e.sessions.Add(id, *ss)

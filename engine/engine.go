@@ -102,6 +102,15 @@ type Engine struct {
 	progress      progress
 	pendingBytes  int
 
+	// dedupe is the bulk export's memory of recent events (queued or
+	// committed); committedIDs the committed ones, saved to the memory
+	// file every cursor.MemoryEvery and at Stop.
+	dedupe       *teleport.Dedupe
+	committedIDs idRing
+	exported     exportedSessions
+	memorySaved  time.Time
+	memoryDirty  bool
+
 	metrics     *metrics.Metrics // nil unless metrics_listen is set
 	stopMetrics func()
 	metricsAddr string
@@ -111,6 +120,11 @@ type Engine struct {
 // (waiting for a retry excepted) before audit hand-over waits for them.
 // A variable so tests can lower it.
 var maxActiveSessions = 8192
+
+// endWithoutUploadWait is how long the recording of a session.end waits
+// for its session.upload on a cluster that emits them, before it is tried
+// anyway. A variable so tests can lower it.
+var endWithoutUploadWait = 10 * time.Minute
 
 // ErrStartTime is returned when start_time differs from the one fixed on the
 // first run.
@@ -140,7 +154,7 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 	e.sessions = &teleport.SessionSource{Metrics: e.metrics,
 		Skip: cfg.SkipSessionTypes, Concurrency: cfg.Concurrency,
 		GiveUpAfter: cfg.SessionGiveUpAfter, RetryInterval: cfg.SessionRetryInterval, MaxAttempts: cfg.SessionMaxAttempts,
-		EndWait: 2*cfg.PollInterval + time.Second, Log: opts.Log, Now: opts.Now,
+		EndWait: 2*cfg.PollInterval + time.Second, EndWithoutUpload: endWithoutUploadWait, Log: opts.Log, Now: opts.Now,
 	}
 	if opts.Connect == nil {
 		creds, err := teleport.LoadCredentials(cfg, opts.Now())
@@ -185,6 +199,12 @@ func Start(cfg *conf.Config, opts Options) (*Engine, error) {
 		Log: opts.Log, Now: opts.Now, Placed: e.lockPlaced, Metrics: e.metrics}
 	e.store = store
 	e.committed = st
+	e.dedupe, e.committedIDs = newDedupe()
+	e.memorySaved = time.Now()
+	if err := e.loadMemory(); err != nil {
+		store.Close()
+		return nil, err
+	}
 	if st.Locking != nil {
 		for user, at := range st.Locking.Pending {
 			e.locker.Add(user, at)
@@ -316,7 +336,9 @@ func (e *Engine) run(work *cursor.State) {
 				work.Export = &cursor.Export{NextDay: work.StartTime.UTC().Format(cursor.DayLayout)}
 			}
 			src := &teleport.ExportSource{API: conn, Filter: filter, Metrics: e.metrics, Concurrency: e.cfg.Concurrency,
-				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
+				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now,
+				LateHorizon: e.cfg.ExportLateHorizon, LatePollMax: e.cfg.ExportLatePollMax,
+				ChunkMaxAttempts: e.cfg.ExportChunkMaxAttempts, Dedupe: e.dedupe}
 			err := src.Run(e.ctx, work.Export, e.queue)
 			if !errors.Is(err, teleport.ErrNotImplemented) {
 				return

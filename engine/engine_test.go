@@ -30,6 +30,9 @@ func testConfig(dir string) *conf.Config {
 	c.QueueBytes = 1 << 20
 	// Short, so tests run fast; the rule is the same at any length.
 	c.CommitDelay = 20 * time.Millisecond
+	// Days older than yesterday close at once, as the tests of the
+	// backlog expect; TestLateChunksOfOldDays keeps them open.
+	c.ExportLateHorizon = 24 * time.Hour
 	return c
 }
 

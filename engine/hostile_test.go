@@ -365,7 +365,7 @@ func TestHostileEmptyChunkName(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(h.log.String(), "a chunk without a name"), "one warning:\n%s", h.log.String())
 	st, err := cursor.Peek(h.cfg.StorageDir)
 	require.NoError(t, err)
-	assert.True(t, st.Export.Days[day].Done["named"])
+	assert.True(t, st.Export.Days[day].DoneSet.Has("named"))
 }
 
 // The search path with duplicate and empty event ids across a restart in

@@ -137,6 +137,7 @@ func (e *Engine) Stop() error {
 			e.commitLocked(e.takeInflightLocked(n))
 		}
 	}
+	e.saveMemoryLocked(true)
 	if n := len(e.inflight); n > 0 {
 		e.log.Infof("%d callback(s) taken by Fluent Bit too recently to be in its chunks were not committed: they are exported again at the next start", n)
 	}

@@ -81,7 +81,18 @@ func (p *progress) add(now time.Time, b batch, st *cursor.State, inFlight, known
 func where(st *cursor.State) string {
 	switch {
 	case st.Mode == cursor.ModeExport && st.Export != nil:
-		return "day " + st.Export.NextDay
+		// Days stay open for export_late_horizon: name the oldest with
+		// chunks in progress rather than the oldest open one.
+		busy := ""
+		for day, d := range st.Export.Days {
+			if d != nil && len(d.Cursors) > 0 && (busy == "" || day < busy) {
+				busy = day
+			}
+		}
+		if busy != "" {
+			return "day " + busy
+		}
+		return "the days from " + st.Export.NextDay + " (open for late chunks)"
 	case st.Mode == cursor.ModeSearch && st.Search != nil:
 		return fmt.Sprintf("the window from %s", st.Search.WindowStart.Format(time.RFC3339))
 	default:

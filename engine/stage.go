@@ -36,6 +36,9 @@ type stage struct {
 	// sessions counts the items that came from the recordings' queue: while
 	// any wait here, the export is not caught up.
 	sessions int
+	// ids are the event hashes of the staged records (Item.ID), carried to
+	// the commit by one item at the end.
+	ids []uint64
 }
 
 // mergeKey names the cursor a position moves: a chunk's, a search
@@ -48,7 +51,7 @@ type mergeKey struct {
 
 func keyOf(p *cursor.Pos) (mergeKey, bool) {
 	switch p.Kind {
-	case cursor.PosChunk, cursor.PosChunkDone:
+	case cursor.PosChunk, cursor.PosChunkDone, cursor.PosChunkSetAside:
 		return mergeKey{kind: cursor.PosChunk, day: p.Day, key: p.Chunk}, true
 	case cursor.PosSearch, cursor.PosWindowDone:
 		// Backlog windows are searched in parallel, each like a chunk.
@@ -75,6 +78,10 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 		}
 	}
 	it.Data = nil
+	if it.ID != 0 {
+		s.ids = append(s.ids, it.ID)
+		it.ID = 0
+	}
 	k, keyed := keyOf(&it.Pos)
 	mergeable := keyed && !it.CaughtUp &&
 		(it.Pos.Kind == cursor.PosChunk || it.Pos.Kind == cursor.PosSearch || it.Pos.Kind == cursor.PosSession)
@@ -196,6 +203,9 @@ func (e *Engine) freeLocked(buf []byte) {
 // the caller, and a new empty stage begins.
 func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, count batch) {
 	s := &e.stage
+	if len(s.ids) > 0 {
+		s.items = append(s.items, record.Item{IDs: s.ids})
+	}
 	buf, items, count = s.buf[:s.n], s.items, s.count
 	if s.n == 0 {
 		e.freeLocked(s.buf)

@@ -40,6 +40,8 @@ type Metrics struct {
 	locks    prometheus.Counter
 	late     prometheus.Counter
 	stalled  prometheus.Counter
+	setAside prometheus.Counter
+	dups     prometheus.Counter
 	commit   prometheus.Histogram
 	caughtUp atomic.Bool
 	newest   atomic.Int64 // unix nanoseconds of the newest handed-over audit event
@@ -74,12 +76,16 @@ func New(now func() time.Time, cluster string) *Metrics {
 		Help: "Events the search path found stored more than search_late_tolerance after their time (exported late, out of order)."})
 	m.stalled = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "search_stalled_pages_total",
 		Help: "Search pages that made no progress (empty with the key they were asked with, or the same page again); each is asked again after a backoff."})
+	m.setAside = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "export_chunks_set_aside_total",
+		Help: "Bulk export chunks set aside after failing for a reason retrying does not fix (cursor show lists them; export --chunk re-exports one)."})
+	m.dups = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "export_duplicates_dropped_total",
+		Help: "Audit events the bulk export read a second time (stored twice by the Auth Service) and did not hand over again."})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cursor_commit_seconds",
 		Help: "Time to save the cursor durably after a hand-over.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.late, m.stalled, m.commit,
+	reg.MustRegister(m.events, m.bytes, m.errs, m.givenUp, m.locks, m.late, m.stalled, m.setAside, m.dups, m.commit,
 		gauge("lag_seconds", "Now minus the time of the newest audit event handed over (0 before the first).", func() float64 {
 			n := m.newest.Load()
 			if n == 0 {
@@ -144,6 +150,20 @@ func (m *Metrics) Sessions(pending, inFlight int) {
 func (m *Metrics) SessionGivenUp() {
 	if m != nil {
 		m.givenUp.Inc()
+	}
+}
+
+// ChunkSetAside counts a bulk export chunk set aside.
+func (m *Metrics) ChunkSetAside() {
+	if m != nil {
+		m.setAside.Inc()
+	}
+}
+
+// DuplicatesDropped counts events read again and not handed over.
+func (m *Metrics) DuplicatesDropped(n int) {
+	if m != nil {
+		m.dups.Add(float64(n))
 	}
 }
 

@@ -149,6 +149,13 @@ type Item struct {
 	Failure *cursor.LoginFailure
 	// Time is the event time (zero for position-only items).
 	Time time.Time
+	// ID is the hash of the audit event's id (bulk export only; 0 for
+	// none): once committed, it is remembered so that a second copy the
+	// Auth Service stored is not handed over again (teleport.Dedupe).
+	ID uint64
+	// IDs are the IDs of a callback's records, carried to its commit by
+	// a position-less item at its end.
+	IDs []uint64
 }
 
 // deepJSON is the JSON text of a value past MaxDepth. protojson refuses

@@ -359,6 +359,7 @@ func decodeRaw(frame []byte, f *Filter, log *logging.Logger, sl *slab, e *rawEve
 	if err := proto.Unmarshal(frame, &ev); err != nil {
 		return record.Item{}, "", trace.Wrap(err, "decoding an exported event")
 	}
+	e.id = []byte(ev.GetEvent().GetId()) // for the caller's dedupe
 	return encode(ev.GetEvent(), f, log), ev.GetCursor(), nil
 }
 
@@ -376,6 +377,7 @@ func (s *ExportSource) streamChunk(ctx context.Context, req *auditlogpb.ExportUn
 		for str.Next() {
 			ev := str.Item()
 			it := encode(ev.GetEvent(), s.Filter, s.Log)
+			s.dedupe(&it, []byte(ev.GetEvent().GetId()))
 			it.Pos = cursor.Pos{Kind: cursor.PosChunk, Day: day, Chunk: chunk, Cursor: ev.GetCursor()}
 			if err := sink.Put(ctx, it); err != nil {
 				str.Done()
@@ -393,6 +395,7 @@ func (s *ExportSource) streamChunk(ctx context.Context, req *auditlogpb.ExportUn
 			raw.done()
 			return n, err, nil
 		}
+		s.dedupe(&it, ev.id)
 		it.Pos = cursor.Pos{Kind: cursor.PosChunk, Day: day, Chunk: chunk, Cursor: cur}
 		if err := sink.Put(ctx, it); err != nil {
 			raw.done()
@@ -402,4 +405,26 @@ func (s *ExportSource) streamChunk(ctx context.Context, req *auditlogpb.ExportUn
 		n++
 	}
 	return n, raw.done(), nil
+}
+
+// dedupe drops the record of an event read before (stored twice by the
+// Auth Service) while Dedupe remembers it: its position stays, so the
+// chunk's cursor moves past it. The first copy's record was queued before,
+// and the queue commits in order, so this position never commits ahead of
+// it; if the first copy is lost in a crash, its own chunk's cursor is still
+// before it and reads it again.
+func (s *ExportSource) dedupe(it *record.Item, id []byte) {
+	if s.Dedupe == nil || it.Data == nil {
+		return
+	}
+	h := EventHash(id)
+	if h == 0 {
+		return
+	}
+	if s.Dedupe.Seen(h) {
+		s.Metrics.DuplicatesDropped(1)
+		*it = record.Item{}
+		return
+	}
+	it.ID = h
 }

@@ -26,8 +26,34 @@ type SessionAPI interface {
 	StreamUnstructuredSessionEvents(ctx context.Context, sessionID string, startIndex int64) (chan *auditlogpb.EventUnstructured, chan error)
 }
 
-// maxRetryWait caps the wait between two tries of one recording.
+// maxRetryWait caps the wait between two tries of one recording failing
+// (other than missing).
 const maxRetryWait = 10 * time.Minute
+
+// MissingRetryWait caps the wait between two tries of a missing recording
+// given up after giveUpAfter: an eighth of it, at least maxRetryWait. Each
+// try is a StreamSessionEvents call, and Teleport emits a
+// session.recording.access audit event for every one, NotFound included
+// (lib/auth/auth_with_roles.go): tries double from session_retry_interval
+// to this cap, so a recording missing until given up costs at most
+// MaxMissingTries(...) of them.
+func MissingRetryWait(giveUpAfter time.Duration) time.Duration {
+	return max(maxRetryWait, giveUpAfter/8)
+}
+
+// MaxMissingTries bounds the tries (so the session.recording.access events)
+// of one recording missing until it is given up: the doubling waits from
+// retry up to the cap, then one try per cap until giveUpAfter, plus the
+// first and the last.
+func MaxMissingTries(retry, giveUpAfter time.Duration) int {
+	limit := MissingRetryWait(giveUpAfter)
+	n, elapsed := 1, time.Duration(0)
+	for d := retry; elapsed <= giveUpAfter; n++ {
+		elapsed += d
+		d = min(2*d, limit)
+	}
+	return n
+}
 
 // SessionSource exports session recordings, Concurrency at a time. A
 // recording that is not there yet (NotFound) waits for its retry without
@@ -44,9 +70,13 @@ type SessionSource struct {
 	// EndWait delays a recording announced by session.end only, giving the
 	// session.upload that normally follows the time to take it over.
 	EndWait time.Duration
-	Log     *logging.Logger
-	Now     func() time.Time
-	Metrics *metrics.Metrics
+	// EndWithoutUpload is EndWait on a cluster that emits session.upload
+	// (cursor.Session.AwaitUpload): the recording of a session.end whose
+	// session.upload has not come is tried after this.
+	EndWithoutUpload time.Duration
+	Log              *logging.Logger
+	Now              func() time.Time
+	Metrics          *metrics.Metrics
 	// Compat is shared by the sources of one connection (legacy.go); nil
 	// gets one of its own.
 	Compat *Compat
@@ -158,7 +188,11 @@ func (s *SessionSource) Add(id string, ss cursor.Session) {
 	}
 	j := &job{id: id, next: ss.Next, announced: ss.Announced, byEnd: ss.ByEnd, idx: -1}
 	if ss.ByEnd && ss.Next == 0 {
-		j.notBefore = s.Now().Add(s.EndWait)
+		wait := s.EndWait
+		if ss.AwaitUpload {
+			wait = max(wait, s.EndWithoutUpload)
+		}
+		j.notBefore = s.Now().Add(wait)
 		j.endWait = true
 		s.endWaiting++
 	}
@@ -196,12 +230,13 @@ func (s *SessionSource) InFlight() int {
 }
 
 // Pending tells how many sessions are known, and how many of them have work
-// to do now (running, or due), as opposed to waiting for a retry.
+// to do now (running, or due), as opposed to waiting for a retry or for the
+// session.upload of a session.end.
 func (s *SessionSource) Pending() (known, active int) {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.jobs), len(s.jobs) - s.retrying
+	return len(s.jobs), len(s.jobs) - s.retrying - s.endWaiting
 }
 
 func (s *SessionSource) signal() {
@@ -292,7 +327,9 @@ func (s *SessionSource) work(ctx context.Context, j *job, sink Sink) {
 				now.Sub(j.announced).Round(time.Second), s.GiveUpAfter)
 			return
 		}
-		wait := backoffWait(s.RetryInterval, j.missing)
+		wait := min(backoffWaitUpTo(s.RetryInterval, j.missing, MissingRetryWait(s.GiveUpAfter)),
+			// The last try is at the give-up time, not a cap later.
+			max(j.announced.Add(s.GiveUpAfter).Sub(now)+time.Second, s.RetryInterval))
 		s.Log.Debugf("session %s: recording not uploaded yet, next try in %s", j.id, wait)
 		j.notBefore, j.retrying = now.Add(wait), true
 		return
@@ -408,9 +445,14 @@ func isNotFound(err error) bool {
 
 // backoffWait doubles base for every failure in a row, up to maxRetryWait.
 func backoffWait(base time.Duration, n int) time.Duration {
+	return backoffWaitUpTo(base, n, maxRetryWait)
+}
+
+// backoffWaitUpTo doubles base for every failure in a row, up to limit.
+func backoffWaitUpTo(base time.Duration, n int, limit time.Duration) time.Duration {
 	d := base
-	for i := 1; i < n && d < maxRetryWait; i++ {
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, maxRetryWait)
+	return min(d, limit)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	auditlogpb "github.com/gravitational/teleport/api/gen/proto/go/teleport/auditlog/v1"
+	"github.com/gravitational/trace"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -75,4 +76,53 @@ func TestFinishedSessionIsNotExportedAgainUntilForgotten(t *testing.T) {
 	assert.Equal(t, 2, api.count("s-1"))
 	cancel()
 	<-done
+}
+
+// missingRecordings answers NotFound for every recording and counts the
+// calls: each is a session.recording.access event in the cluster.
+type missingRecordings struct{ countingRecordings }
+
+func (m *missingRecordings) StreamUnstructuredSessionEvents(ctx context.Context, sid string, _ int64) (chan *auditlogpb.EventUnstructured, chan error) {
+	m.mu.Lock()
+	m.streams[sid]++
+	m.mu.Unlock()
+	ch := make(chan *auditlogpb.EventUnstructured) // never closed: the error ends it
+	errc := make(chan error, 1)
+	errc <- trace.NotFound("session %q not found", sid)
+	return ch, errc
+}
+
+// A recording missing until it is given up is asked for at most
+// MaxMissingTries times (each ask costs the cluster a
+// session.recording.access audit event), and at least until the give-up.
+func TestMissingRecordingTriesStayFew(t *testing.T) {
+	const retry, giveUp = 20 * time.Millisecond, 3 * time.Second
+	api := &missingRecordings{countingRecordings{streams: map[string]int{}}}
+	s := &SessionSource{API: api, Concurrency: 1, Log: quiet, Now: time.Now, MaxAttempts: 1, GiveUpAfter: giveUp, RetryInterval: retry}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink := &collect{}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx, sink) }()
+	t0 := time.Now()
+	s.Add("s-missing", cursor.Session{Announced: t0})
+	require.Eventually(t, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, it := range sink.items {
+			if it.Pos.Kind == cursor.PosSessionDone && it.Pos.GivenUp != nil {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 5*time.Millisecond)
+	cancel()
+	<-done
+	assert.GreaterOrEqual(t, time.Since(t0), giveUp, "given up only after session_give_up_after")
+	n := api.count("s-missing")
+	assert.LessOrEqual(t, n, MaxMissingTries(retry, giveUp))
+	assert.GreaterOrEqual(t, n, 5, "retried meanwhile")
+	// With the defaults (10 s, 48 h): waits double to 6 h.
+	assert.Equal(t, 6*time.Hour, MissingRetryWait(48*time.Hour))
+	assert.LessOrEqual(t, MaxMissingTries(10*time.Second, 48*time.Hour), 25)
 }

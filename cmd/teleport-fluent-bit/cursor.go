@@ -17,7 +17,9 @@ const cursorSynopsis = `cursor show|set|reset|import-event-handler --storage DIR
 
   show   print the durable cursor (state.json) as JSON; works while the plugin runs;
          given_up lists the session recordings given up (why, when), which
-         export --session SID writes again
+         export --session SID writes again; set_aside lists the bulk export
+         chunks set aside (day, chunk, why, when), which export --chunk
+         DAY/CHUNK writes again
   set    move the cursor to --start-time: the next run exports events from that
          time on, as a first run would (progress and recordings in progress are
          forgotten; locks already due are kept)
@@ -100,6 +102,14 @@ func cursorCmd(args []string, stdout, stderr io.Writer) error {
 			}
 			fmt.Fprintf(stderr, "); write one as JSON lines with: teleport-fluent-bit export --config FILE --session %s\n", st.GivenUp[n-1].SessionID)
 		}
+		if n := len(st.SetAside); n > 0 {
+			fmt.Fprintf(stderr, "note: %d bulk export chunks were set aside (set_aside, newest last", n)
+			if st.SetAsideDropped > 0 {
+				fmt.Fprintf(stderr, "; %d older ones no longer listed", st.SetAsideDropped)
+			}
+			c := st.SetAside[n-1]
+			fmt.Fprintf(stderr, "); write one as JSON lines with: teleport-fluent-bit export --config FILE --chunk %s/%s\n", c.Day, c.Chunk)
+		}
 		return nil
 
 	case "set":
@@ -158,6 +168,11 @@ func moveCursor(stdout io.Writer, dir, sub string, yes bool, change func(*cursor
 	fmt.Fprintf(stdout, "state file: %s\nnow:   %s\nafter: %s\n", store.Path(), old.Summary(), st.Summary())
 	if !yes {
 		return fmt.Errorf("cursor %s: nothing changed: run again with --yes to replace the state", sub)
+	}
+	// The memory of events and recordings handed over goes first: kept, it
+	// would drop the events the new cursor is to export again.
+	if err := store.ForgetMemory(); err != nil {
+		return fmt.Errorf("cursor %s: %v", sub, err)
 	}
 	if err := store.Save(st); err != nil {
 		return fmt.Errorf("cursor %s: %v", sub, err)

@@ -9,18 +9,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/engine"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport"
 )
 
-const exportSynopsis = `export [--config FILE] [-p key=value ...] [--commit | --session SID]
+const exportSynopsis = `export [--config FILE] [-p key=value ...] [--commit | --session SID | --chunk DAY/CHUNK]
 
 Runs the plugin's export engine without Fluent Bit, with the configuration
 loaded exactly as the plugin loads it, and writes every record to stdout as
@@ -35,7 +37,14 @@ records. Stops on Ctrl-C / SIGTERM, or by itself with
 With --session SID it writes the recording of that one session instead, as
 the plugin would export it (skip_session_types honoured), and exits: to
 re-send a recording the plugin gave up (cursor show lists them under
-given_up). The cursor is neither read nor saved.`
+given_up). The cursor is neither read nor saved.
+
+With --chunk DAY/CHUNK (e.g. 2024-03-01/0193c1d2-...) it writes every
+event of that bulk export chunk from its start, as the plugin would export
+it (types and skip_event_types honoured), and exits: to re-send a chunk the
+plugin set aside (cursor show lists them under set_aside, with the cursor
+it stood at: events before it were handed over already). The cursor is
+neither read nor saved.`
 
 // exportCallbackBytes is export's callback_bytes unless one is configured:
 // the plugin's default before Fluent Bit's chunk size set it
@@ -48,6 +57,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs)
 	commit := fs.Bool("commit", false, "save the cursor as lines are written (default: a dry run that saves nothing)")
 	session := fs.String("session", "", "write the recording of this session id and exit")
+	chunk := fs.String("chunk", "", "write the events of this bulk export chunk (DAY/CHUNK) and exit")
 	pos, err := parseAll(fs, args)
 	if err != nil {
 		return flagErr(err)
@@ -63,6 +73,12 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	log.SetDebug(cfg.Debug)
 	for _, n := range notices {
 		log.Infof("%s", n)
+	}
+	if *chunk != "" {
+		if *commit || *session != "" {
+			return errors.New("export: --chunk writes one chunk and saves no cursor: drop --commit and --session")
+		}
+		return exportChunk(cfg, *chunk, log, stdout)
 	}
 	if *session != "" {
 		if *commit {
@@ -196,5 +212,46 @@ func exportSession(cfg *conf.Config, sid string, log *logging.Logger, stdout io.
 		return fmt.Errorf("export --session %s: %d records written, then: %s", sid, n, logging.OneLine(err.Error()))
 	}
 	log.Infof("session %s: %d records written", sid, n)
+	return nil
+}
+
+// exportChunk writes the events of one bulk export chunk ("DAY/CHUNK") as
+// JSON lines.
+func exportChunk(cfg *conf.Config, arg string, log *logging.Logger, stdout io.Writer) error {
+	day, name, ok := strings.Cut(arg, "/")
+	date, err := time.Parse(cursor.DayLayout, day)
+	if !ok || err != nil || name == "" {
+		return fmt.Errorf("export: invalid --chunk %q: expected DAY/CHUNK, e.g. 2024-03-01/0193c1d2-7b3a-7c4e-9f00-2b5e6a1c3d4f (cursor show lists set-aside chunks)", arg)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	creds, err := teleport.LoadCredentials(cfg, time.Now())
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	clt, err := teleport.Dial(dctx, cfg.TeleportAddr, creds.Credentials)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("export: cannot connect to Teleport at %s: %s", cfg.TeleportAddr, logging.OneLine(err.Error()))
+	}
+	defer clt.Close()
+	w := bufio.NewWriterSize(stdout, 1<<20)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	n := 0
+	src := &teleport.ExportSource{API: clt, Filter: teleport.NewFilter(cfg.Types, cfg.SkipEventTypes, time.Time{}), Log: log, Now: time.Now}
+	err = src.ExportChunk(ctx, date, name, func(it record.Item) error {
+		k, err := writeRecords(enc, it.Data)
+		n += k
+		return err
+	})
+	if ferr := w.Flush(); err == nil && ferr != nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("export --chunk %s: %d records written, then: %s", arg, n, logging.OneLine(err.Error()))
+	}
+	log.Infof("chunk %s of %s: %d records written", name, day, n)
 	return nil
 }

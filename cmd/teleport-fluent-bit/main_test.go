@@ -259,6 +259,8 @@ func TestCursorSetAndReset(t *testing.T) {
 	store, err := cursor.Open(dir)
 	require.NoError(t, err)
 	require.NoError(t, store.Save(st))
+	// What the plugin remembers to drop events stored twice.
+	require.NoError(t, store.SaveMemory(&cursor.Memory{Events: []uint64{1, 2}}))
 
 	// Refused while the storage is held (here by this process, as the
 	// plugin in Fluent Bit would hold it).
@@ -296,6 +298,8 @@ func TestCursorSetAndReset(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(dir, "state.json"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	_, err = os.Stat(filepath.Join(dir, "memory.bin"))
+	assert.True(t, os.IsNotExist(err), "the memory of events handed over is forgotten: they are to be exported again")
 
 	// reset: start again from the stored start time.
 	got.Mode, got.Search = cursor.ModeSearch, &cursor.Search{WindowStart: got.StartTime.Add(time.Hour)}

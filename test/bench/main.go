@@ -106,7 +106,7 @@ func main() {
 	flag.DurationVar(&c.rssTimeout, "rss-timeout", 10*time.Minute, "the same for the drain of the second size")
 	flag.StringVar(&c.dir, "dir", "build/bench", "working directory (state, logs, results.md)")
 	bin := flag.String("bin", "build", "directory holding teleportd, flbhost and in_teleport.so")
-	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,audit,rss,baseline,fresh,restart,search")
+	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,athena,audit,rss,baseline,fresh,restart,search")
 	flag.IntVar(&c.searchN, "search-n", 150_000, "search path: events in the backlog of a stand-in without the export API")
 	flag.Float64Var(&c.searchDays, "search-days", 3, "search path: the backlog spans this many days")
 	flag.IntVar(&c.searchBatch, "search-batch", 500, "search path: the plugin's batch (and the bare client's serial page size)")
@@ -203,6 +203,31 @@ func run(c *config, res *results, logw io.Writer) error {
 			return err
 		}
 		res.plugin = d
+		progress("  %s", d)
+	}
+
+	if !c.skips("athena") {
+		progress("plugin on a stand-in in Athena mode: %d events, 1%% stored twice", c.n)
+		athAuth, err := startAuth(c.auth, filepath.Join(c.dir, "auth-athena"), "--events", strconv.FormatInt(c.n, 10),
+			"--days", strconv.FormatFloat(c.days, 'f', -1, 64), "--seed", "1",
+			"--backend", "athena", "--athena-late-chunks", "1", "--athena-late-delay", "1s", "--athena-repeat-share", "0.01")
+		if err != nil {
+			return err
+		}
+		props := c.pluginProps(athAuth)
+		props["start_time"] = startTime.Format(time.RFC3339)
+		// Each recording read stores a session.recording.access event, as
+		// Teleport does: left out, so the drain counts the backlog alone.
+		props["skip_event_types"] = "session.recording.access"
+		// The late chunks appear a second in: read old days' lists again
+		// every second, not every hour (export_late_poll_max).
+		props["export_late_poll_max"] = "1s"
+		d, err := drainPlugin(c, athAuth, c.n, filepath.Join(c.dir, "plugin-athena"), props, c.timeout, logw)
+		athAuth.stop()
+		if err != nil {
+			return err
+		}
+		res.athena = d
 		progress("  %s", d)
 	}
 

@@ -44,7 +44,10 @@ type results struct {
 	machine string
 	bare    *bareResult
 	plugin  *drainResult
-	audit   *auditPathResult
+	// athena is the plugin on a stand-in in Athena mode (late chunks,
+	// repeated events, rows out of order).
+	athena *drainResult
+	audit  *auditPathResult
 	// auditLimited is the audit path under a Go soft memory limit.
 	auditLimited *auditPathResult
 	rss          *drainResult
@@ -102,6 +105,14 @@ func (r *results) table() string {
 			}
 		}
 		row("plugin CPU (host process) per million events", fmt.Sprintf("%.1f s (stand-in: %.1f s)", perM(p.cpu, p.n), perM(p.authCPU, p.n)), "", "")
+	}
+	if a := r.athena; a != nil {
+		res := fmt.Sprintf("%s (%s distinct events in %.1f s; %s recording events alongside)", rateStr(a.rate()), count(a.n), a.wall.Seconds(), count(a.sessions))
+		if a.timedOut {
+			res = fmt.Sprintf("%s (timed out: %s of %s events in %.0f s)", rateStr(a.rate()), count(a.n), count(a.want), a.wall.Seconds())
+		}
+		row("the same on a stand-in in Athena mode (--backend athena: rows out of time order, 1% of events stored twice and dropped, the last chunk of each past day 1 s late), from process start",
+			res, "", "")
 	}
 	if a := r.audit; a != nil {
 		row("audit path alone: the plugin's export source, queue, copy and commit, no recordings (own process, 1 s takes)",

@@ -545,7 +545,7 @@ func TestHostilePrivateFilesUnderUmask0(t *testing.T) {
 		assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "%s, created for storage_dir", d)
 	}
 	checkPrivate(t, storage)
-	assert.ElementsMatch(t, []string{"lock", "state.json"}, names(t, storage))
+	assert.ElementsMatch(t, []string{"lock", "memory.bin", "state.json"}, names(t, storage))
 
 	// configure: a new directory with keys, certificates and configurations.
 	out, err := runCLI(t, "configure", filepath.Join(r.dir, "conf"), r.auth.Addr(), "--length", "1024")
@@ -640,6 +640,6 @@ func TestHostileWireData(t *testing.T) {
 	require.NoError(t, err)
 	day := st.Export.Days[at.Format("2006-01-02")]
 	require.NotNil(t, day)
-	assert.True(t, day.Done["odd"])
+	assert.True(t, day.DoneSet.Has("odd"))
 	assert.Equal(t, "2", day.Cursors["poisoned"], "the cursor stays before the refused event: nothing skipped")
 }

@@ -337,6 +337,7 @@ func (s *Server) serveRecording(ctx context.Context, sid string, start int64, se
 	}
 	r.callsSid[sid]++
 	r.mu.Unlock()
+	s.recordingAccessed(sid, callerUser(ctx))
 
 	if err := s.checkAccess(ctx, rightReadSessions); err != nil {
 		return err

@@ -93,6 +93,9 @@ type Options struct {
 	// BackendCPUs is how many file-log pages the Auth Service reads at a
 	// time (0 = 2: the files are parsed on its CPUs).
 	BackendCPUs int
+	// Athena holds the bulk export's Athena behaviour (Backend "athena":
+	// athena.go): late chunks, repeated events, row-count cursors.
+	Athena AthenaOptions
 }
 
 // Server is a running (or stopped) Auth Service stand-in.
@@ -146,7 +149,18 @@ func Start(opts Options) (*Server, error) {
 	s := &Server{opts: opts, store: newStore(opts.ClusterName, opts.ChunkSize)}
 	s.store.recEvents = opts.RecordingEvents
 	s.store.noSessions = opts.NoSessions
+	if opts.Backend == BackendAthena {
+		s.store.athena = &athenaState{opts: opts.Athena.withDefaults(), removed: map[string]bool{}, rejects: map[string]bool{}}
+	}
 	s.st.calls = map[string]*atomic.Int64{}
+	switch opts.Backend {
+	case BackendDynamo, BackendFile, BackendPostgres, BackendFirestore:
+		// These audit backends have no bulk export: their
+		// GetEventExportChunks/ExportUnstructuredEvents answer
+		// trace.NotImplemented (lib/events/dynamoevents, filelog.go,
+		// pgevents, firestoreevents), Unimplemented on the wire.
+		opts.ExportUnimplemented = true
+	}
 	s.exportUnimpl.Store(opts.ExportUnimplemented)
 	s.recUnimpl.Store(opts.RecordingsUnimplemented)
 	s.searchUnimpl.Store(opts.SearchUnimplemented)

@@ -85,6 +85,9 @@ func (a *auditService) ExportUnstructuredEvents(req *auditlogpb.ExportUnstructur
 	}
 	pos := 0
 	if req.GetCursor() != "" {
+		if a.s.store.rejectsCursor(c.name) {
+			return badCursor(req.GetCursor())
+		}
 		var ok bool
 		if pos, ok = c.parseCursor(req.GetCursor()); !ok {
 			return status.Errorf(codes.InvalidArgument, "invalid cursor %q for chunk %q", req.GetCursor(), c.name)

@@ -76,9 +76,19 @@ type chunk struct {
 	seg    *genSegment
 	lo, hi int
 	evs    []*storedEvent
+	// Athena mode (athena.go): idx lists the segment events of a chunk
+	// that repeats events of others; visibleAt (unix nanos) hides a late
+	// chunk from listing and export until then; athena marks cursors
+	// "a1:<rows>" and rows out of time order.
+	idx       []int
+	visibleAt int64
+	athena    bool
 }
 
 func (c *chunk) size() int {
+	if c.idx != nil {
+		return len(c.idx)
+	}
 	if c.seg != nil {
 		return c.hi - c.lo
 	}
@@ -87,6 +97,13 @@ func (c *chunk) size() int {
 
 // appendEvent appends the EventUnstructured encoding of event p to w.
 func (c *chunk) appendEvent(w *pbw, p int) {
+	if c.athena {
+		p = receiveOrder(p, c.size())
+	}
+	if c.idx != nil {
+		c.seg.appendEvent(w, c.idx[p])
+		return
+	}
 	if c.seg != nil {
 		c.seg.appendEvent(w, c.lo+p)
 		return
@@ -98,10 +115,16 @@ func (c *chunk) appendEvent(w *pbw, p int) {
 // of the FNV-64a hash of the chunk name + ".", position = number of events of
 // the chunk already delivered (the cursor of event p resumes at p+1).
 func (c *chunk) cursor(pos int) string {
+	if c.athena {
+		return athenaCursor(pos)
+	}
 	return c.prefix + strconv.Itoa(pos)
 }
 
 func (c *chunk) parseCursor(cur string) (int, bool) {
+	if c.athena {
+		return parseAthenaCursor(cur, c.size())
+	}
 	if len(cur) <= len(c.prefix) || cur[:len(c.prefix)] != c.prefix {
 		return 0, false
 	}
@@ -132,6 +155,7 @@ type store struct {
 	chunkSize  int
 	recEvents  int  // Options.RecordingEvents
 	noSessions bool // Options.NoSessions
+	athena     *athenaState
 
 	mu       sync.RWMutex
 	chunks   map[string]*chunk
@@ -211,7 +235,7 @@ func (st *store) generate(g GenSpec) []string {
 		day := floorDay(seg.timeAt(lo))
 		end := seg.firstAtOrAfter((day + 1) * dayNanos)
 		hi := min(lo+cs, end)
-		cs2 = append(cs2, &chunk{day: day, seg: seg, lo: lo, hi: hi})
+		cs2 = append(cs2, &chunk{day: day, seg: seg, lo: lo, hi: hi, athena: st.athena != nil})
 		lo = hi
 	}
 
@@ -223,6 +247,9 @@ func (st *store) generate(g GenSpec) []string {
 	for i, c := range cs2 {
 		st.newChunkLocked(c)
 		names[i] = c.name
+	}
+	if st.athena != nil {
+		names = append(names, st.athenaLocked(seg, cs2)...)
 	}
 	// Copy-on-write sorted inserts.
 	i := sort.Search(len(st.segsAsc), func(i int) bool { return st.segsAsc[i].minT > seg.minT })
@@ -335,7 +362,7 @@ func (st *store) add(events []Event) ([]string, error) {
 		list := byDay[d]
 		for lo := 0; lo < len(list); lo += st.chunkSize {
 			hi := min(lo+st.chunkSize, len(list))
-			c := &chunk{day: d, evs: list[lo:hi:hi]}
+			c := &chunk{day: d, evs: list[lo:hi:hi], athena: st.athena != nil}
 			st.newChunkLocked(c)
 			names = append(names, c.name)
 		}
@@ -359,9 +386,13 @@ func (st *store) chunkNames(day int64) []string {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	cs := st.byDay[day]
-	out := make([]string, len(cs))
-	for i, c := range cs {
-		out[i] = c.name
+	out := make([]string, 0, len(cs))
+	now := time.Now().UnixNano()
+	for _, c := range cs {
+		if st.athena != nil && !st.athena.served(c, now) {
+			continue
+		}
+		out = append(out, c.name)
 	}
 	return out
 }
@@ -369,7 +400,11 @@ func (st *store) chunkNames(day int64) []string {
 func (st *store) lookup(name string) *chunk {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	return st.chunks[name]
+	c := st.chunks[name]
+	if c != nil && st.athena != nil && !st.athena.served(c, time.Now().UnixNano()) {
+		return nil
+	}
+	return c
 }
 
 func (st *store) total() int {

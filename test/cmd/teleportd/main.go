@@ -7,6 +7,7 @@
 //	          [--seed 1] [--ttl 12h] [--recording-events 0]
 //	          [--backend ideal|dynamo|athena|file|postgres|firestore] [--visibility-lag 0]
 //	          [--fault-every 0] [--search-rate 0 --search-burst 0] [--backend-cost 0]
+//	          [--athena-late-chunks 1] [--athena-late-delay 30s] [--athena-repeat-share 0.01]
 //
 // It writes DIR/identity (identity file for client.LoadIdentityFile),
 // DIR/ca.crt, DIR/client.crt, DIR/client.key (for client.LoadKeyPair) and,
@@ -70,6 +71,9 @@ func main() {
 		searchBurst = flag.Int("search-burst", 0, "athena: search rate limit burst (0 = 10)")
 		backendCost = flag.Float64("backend-cost", 0, "scale of the backend's cost model (0 = 1; <0 = none)")
 		backendCPUs = flag.Int("backend-cpus", 0, "file: pages the Auth Service reads at a time (0 = 2)")
+		athLate     = flag.Int("athena-late-chunks", 1, "--backend athena: of every past day of the backlog, this many of its last chunks appear only --athena-late-delay after start")
+		athDelay    = flag.Duration("athena-late-delay", 30*time.Second, "--backend athena: how late those chunks appear")
+		athRepeat   = flag.Float64("athena-repeat-share", 0.01, "--backend athena: share (0 to 1) of the backlog's events stored twice, in one more chunk per day")
 	)
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -125,6 +129,7 @@ func main() {
 		SearchBurst:             *searchBurst,
 		BackendCost:             *backendCost,
 		BackendCPUs:             *backendCPUs,
+		Athena:                  teleportd.AthenaOptions{LateChunks: *athLate, LateDelay: *athDelay, RepeatShare: *athRepeat},
 	}
 	if *verbose {
 		opts.Logf = log.Printf

@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/logging"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport"
+)
+
+// idRing keeps the hashes of the last committed audit events the bulk
+// export handed over: what the memory file holds for the next run, so an
+// event the Auth Service stored twice is dropped across a restart too.
+// Only committed ones: a hash of a record Fluent Bit may not have kept
+// would drop its second copy although the first is read again.
+type idRing struct {
+	buf  []uint64
+	next int
+	max  int
+}
+
+func (r *idRing) add(hs []uint64) {
+	for _, h := range hs {
+		if len(r.buf) < r.max {
+			r.buf = append(r.buf, h)
+			continue
+		}
+		r.buf[r.next] = h
+		r.next = (r.next + 1) % r.max
+	}
+}
+
+func (r *idRing) list() []uint64 {
+	out := make([]uint64, 0, len(r.buf))
+	out = append(out, r.buf[r.next:]...)
+	return append(out, r.buf[:r.next]...)
+}
+
+// loadMemoryLocked seeds the dedupe of the export source from the memory
+// file of the last run.
+func (e *Engine) loadMemory() error {
+	m, err := e.store.LoadMemory()
+	if err != nil {
+		return err
+	}
+	e.committedIDs.add(m.Events)
+	e.dedupe.Add(m.Events)
+	for _, x := range m.Sessions {
+		e.exported.add(x.Hash, x.At, e.opts.Now(), e.cfg.ExportLateHorizon)
+	}
+	return nil
+}
+
+// maxExported bounds the recordings remembered as exported (16 bytes each
+// in the memory file, about 60 in memory).
+const maxExported = 100_000
+
+// exportedSessions remembers the recordings exported lately, so that one
+// announced again (a second session.upload: Teleport's UploadCompleter
+// may emit one, and Athena may store an event twice beyond the dedupe
+// bound) is not exported again. Remembered for export_late_horizon, at
+// most maxExported, oldest forgotten first.
+type exportedSessions struct {
+	at    map[uint64]time.Time
+	order []cursor.SessionMemory
+}
+
+func sessionHash(id string) uint64 { return teleport.EventHash([]byte(id)) }
+
+func (x *exportedSessions) add(h uint64, at, now time.Time, keep time.Duration) {
+	if x.at == nil {
+		x.at = make(map[uint64]time.Time)
+	}
+	if _, ok := x.at[h]; ok || now.Sub(at) > keep {
+		return
+	}
+	x.at[h] = at
+	x.order = append(x.order, cursor.SessionMemory{Hash: h, At: at})
+	n := 0
+	for n < len(x.order) && (len(x.order)-n > maxExported || now.Sub(x.order[n].At) > keep) {
+		delete(x.at, x.order[n].Hash)
+		n++
+	}
+	if n > 0 {
+		x.order = append(x.order[:0], x.order[n:]...)
+	}
+}
+
+func (x *exportedSessions) has(id string, now time.Time, keep time.Duration) bool {
+	at, ok := x.at[sessionHash(id)]
+	return ok && now.Sub(at) <= keep
+}
+
+// saveMemoryLocked writes the memory file when due (or now with force).
+// A failure is logged once and costs only duplicates later.
+func (e *Engine) saveMemoryLocked(force bool) {
+	if e.cfg.DryRun || !e.memoryDirty || (!force && time.Since(e.memorySaved) < cursor.MemoryEvery) {
+		return
+	}
+	e.memorySaved = time.Now()
+	if err := e.store.SaveMemory(&cursor.Memory{Events: e.committedIDs.list(), Sessions: e.exported.order}); err != nil {
+		e.log.Warnf("cannot save %s: %s; events stored twice by the Auth Service may be handed over twice after a restart", e.store.MemoryPath(), logging.OneLine(err.Error()))
+		return
+	}
+	e.memoryDirty = false
+}
+
+// newDedupe is the export source's memory of recent events.
+func newDedupe() (*teleport.Dedupe, idRing) {
+	return &teleport.Dedupe{Max: teleport.DefaultDedupeEvents}, idRing{max: teleport.DefaultDedupeEvents}
+}
