@@ -71,16 +71,13 @@ func Convert(s *Storage, o Options) (*Result, error) {
 			d := s.Dates[day]
 			cd := &cursor.Day{}
 			for _, c := range d.Completed {
-				if cd.Done == nil {
-					cd.Done = map[string]bool{}
-				}
-				if !cd.Done[c] {
-					cd.Done[c] = true
+				if !cd.DoneSet.Has(c) {
+					cd.DoneSet.Add(c)
 					done++
 				}
 			}
 			for c, cur := range d.Cursors {
-				if cd.Done[c] {
+				if cd.DoneSet.Has(c) {
 					continue // completed wins: its cursor file was about to be removed
 				}
 				if cd.Cursors == nil {

@@ -159,9 +159,16 @@ func TestImportFormats(t *testing.T) {
 				assert.Equal(t, KindExport, r.Kind)
 				assert.Equal(t, cursor.ModeExport, st.Mode)
 				assert.Nil(t, st.Search)
+				done := func(names ...string) cursor.ChunkSet {
+					var s cursor.ChunkSet
+					for _, n := range names {
+						s.Add(n)
+					}
+					return s
+				}
 				assert.Equal(t, &cursor.Export{NextDay: "2024-05-02", Days: map[string]*cursor.Day{
-					"2024-05-02": {Done: map[string]bool{"chunk-a": true, "chunk-b": true}},
-					"2024-05-03": {Done: map[string]bool{"chunk-c": true}, Cursors: map[string]string{"chunk-d": "cur-d"}},
+					"2024-05-02": {DoneSet: done("chunk-a", "chunk-b")},
+					"2024-05-03": {DoneSet: done("chunk-c"), Cursors: map[string]string{"chunk-d": "cur-d"}},
 					"2024-05-04": {},
 				}}, st.Export)
 				assert.Equal(t, &cursor.Session{Next: 0, Announced: now}, st.Sessions[sidA])
