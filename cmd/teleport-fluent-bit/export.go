@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gravitational/teleport/api/client"
+
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/conf"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/engine"
@@ -182,37 +184,10 @@ func writeRecords(enc *json.Encoder, buf []byte) (int, error) {
 
 // exportSession writes the recording of sid as JSON lines.
 func exportSession(cfg *conf.Config, sid string, log *logging.Logger, stdout io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	creds, err := teleport.LoadCredentials(cfg, time.Now())
-	if err != nil {
-		return fmt.Errorf("export: %v", err)
-	}
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	clt, err := teleport.Dial(dctx, cfg.TeleportAddr, creds.Credentials)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("export: cannot connect to Teleport at %s: %s", cfg.TeleportAddr, logging.OneLine(err.Error()))
-	}
-	defer clt.Close()
-	w := bufio.NewWriterSize(stdout, 1<<20)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	n := 0
-	src := &teleport.SessionSource{API: clt, Skip: cfg.SkipSessionTypes, Log: log, Now: time.Now}
-	err = src.ExportRecording(ctx, sid, func(it record.Item) error {
-		k, err := writeRecords(enc, it.Data)
-		n += k
-		return err
-	})
-	if ferr := w.Flush(); err == nil && ferr != nil {
-		err = ferr
-	}
-	if err != nil {
-		return fmt.Errorf("export --session %s: %d records written, then: %s", sid, n, logging.OneLine(err.Error()))
-	}
-	log.Infof("session %s: %d records written", sid, n)
-	return nil
+	return exportOne(cfg, "--session "+sid, stdout, func(ctx context.Context, clt *client.Client, each func(record.Item) error) error {
+		src := &teleport.SessionSource{API: clt, Skip: cfg.SkipSessionTypes, Log: log, Now: time.Now}
+		return src.ExportRecording(ctx, sid, each)
+	}, func(n int) { log.Infof("session %s: %d records written", sid, n) })
 }
 
 // exportChunk writes the events of one bulk export chunk ("DAY/CHUNK") as
@@ -223,6 +198,17 @@ func exportChunk(cfg *conf.Config, arg string, log *logging.Logger, stdout io.Wr
 	if !ok || err != nil || name == "" {
 		return fmt.Errorf("export: invalid --chunk %q: expected DAY/CHUNK, e.g. 2024-03-01/0193c1d2-7b3a-7c4e-9f00-2b5e6a1c3d4f (cursor show lists set-aside chunks)", arg)
 	}
+	return exportOne(cfg, "--chunk "+arg, stdout, func(ctx context.Context, clt *client.Client, each func(record.Item) error) error {
+		src := &teleport.ExportSource{API: clt, Filter: teleport.NewFilter(cfg.Types, cfg.SkipEventTypes, time.Time{}), Log: log, Now: time.Now}
+		return src.ExportChunk(ctx, date, name, each)
+	}, func(n int) { log.Infof("chunk %s of %s: %d records written", name, day, n) })
+}
+
+// exportOne connects, runs one export (a recording or a chunk) that ends
+// by itself, and writes its records to stdout as JSON lines; SIGINT and
+// SIGTERM stop it.
+func exportOne(cfg *conf.Config, what string, stdout io.Writer,
+	run func(context.Context, *client.Client, func(record.Item) error) error, done func(n int)) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	creds, err := teleport.LoadCredentials(cfg, time.Now())
@@ -240,8 +226,7 @@ func exportChunk(cfg *conf.Config, arg string, log *logging.Logger, stdout io.Wr
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	n := 0
-	src := &teleport.ExportSource{API: clt, Filter: teleport.NewFilter(cfg.Types, cfg.SkipEventTypes, time.Time{}), Log: log, Now: time.Now}
-	err = src.ExportChunk(ctx, date, name, func(it record.Item) error {
+	err = run(ctx, clt, func(it record.Item) error {
 		k, err := writeRecords(enc, it.Data)
 		n += k
 		return err
@@ -250,8 +235,8 @@ func exportChunk(cfg *conf.Config, arg string, log *logging.Logger, stdout io.Wr
 		err = ferr
 	}
 	if err != nil {
-		return fmt.Errorf("export --chunk %s: %d records written, then: %s", arg, n, logging.OneLine(err.Error()))
+		return fmt.Errorf("export %s: %d records written, then: %s", what, n, logging.OneLine(err.Error()))
 	}
-	log.Infof("chunk %s of %s: %d records written", name, day, n)
+	done(n)
 	return nil
 }
