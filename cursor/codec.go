@@ -107,6 +107,12 @@ func decode(data []byte) (*State, *decodeError) {
 	}
 	st.normalize()
 	if st.Version >= 1 && st.Version < Version {
+		// The older form is checked as it is first: migrate drops the
+		// fields it replaces (a version 2 "done" list), and with them
+		// what is wrong in them.
+		if err := st.Validate(); err != nil {
+			return nil, &decodeError{kind: ErrInvalid, detail: err.Error(), cause: err}
+		}
 		st.migrate()
 	}
 	if err := st.Validate(); err != nil {

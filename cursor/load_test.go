@@ -122,6 +122,8 @@ func TestLoadRejects(t *testing.T) {
 			[]string{invalid + `export.days["2024-03-01"] is null)`}},
 		{"chunk done and cursor", variant(`"c2": true`, `"c1": true`), 0, ErrInvalid,
 			[]string{invalid + `export.days["2024-03-01"]: chunk "c1" is both done and holding a cursor)`}},
+		{"empty done chunk name (migrated form)", variant(`"c2": true`, `"": true`), 0, ErrInvalid,
+			[]string{invalid + `export.days["2024-03-01"].done has an empty chunk name)`}},
 		{"empty chunk name", variant(`"c1": "cur"`, `"": "cur"`), 0, ErrInvalid,
 			[]string{invalid + `export.days["2024-03-01"].cursors has an empty chunk name)`}},
 		{"start_time missing", variant(`"start_time": "2024-03-01T00:00:00Z",`, ``), 0, ErrInvalid,

@@ -1,6 +1,7 @@
 package cursor
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -36,7 +37,13 @@ func (s *State) CountFailure(f LoginFailure, limit int, period, maxAge time.Dura
 			kept = append(kept, t)
 		}
 	}
-	// Sorted by event time: a backend may show them out of order.
+	// Sorted by event time: a backend may show them out of order. A state
+	// saved before version 3 kept them in the order they were shown: sort
+	// those once, or the search below finds the wrong place and a window
+	// measured backwards locks a user who did not fail that often.
+	if !slices.IsSortedFunc(kept, time.Time.Compare) {
+		slices.SortFunc(kept, time.Time.Compare)
+	}
 	at := f.At.UTC()
 	i := sort.Search(len(kept), func(i int) bool { return kept[i].After(at) })
 	kept = append(kept, time.Time{})

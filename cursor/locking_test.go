@@ -96,3 +96,29 @@ func TestLockingSurvivesSaveAndLoad(t *testing.T) {
 	got.LockPlaced("bob")
 	assert.Nil(t, got.Locking)
 }
+
+// Failures saved in the order they were shown (a state from before version
+// 3) count by event time all the same: no lock without limit of them
+// within one period.
+func TestCountFailureUnsortedFromAnOlderState(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		stored []time.Duration // ago, in the order saved
+		next   time.Duration
+		lock   bool
+	}{
+		{"two far apart, a third near the older", []time.Duration{10 * time.Second, 5 * time.Minute}, 4*time.Minute + 50*time.Second, false},
+		{"three within the period, saved backwards", []time.Duration{10 * time.Second, 30 * time.Second}, 20 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := New(now)
+			st.Locking = &Locking{Failures: map[string][]time.Time{}}
+			for _, d := range tc.stored {
+				st.Locking.Failures["bob"] = append(st.Locking.Failures["bob"], now.Add(-d))
+			}
+			got := st.CountFailure(LoginFailure{User: "bob", At: now.Add(-tc.next)}, 3, time.Minute, 10*time.Minute, now)
+			assert.Equal(t, tc.lock, got)
+		})
+	}
+}

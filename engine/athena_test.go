@@ -3,7 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,4 +175,48 @@ func TestEventsStoredTwiceHandedOverOnce(t *testing.T) {
 
 func (h *harness) startAthena(a *athenaLike) *Engine {
 	return h.start(func(o *Options) { o.Connect = func(context.Context) (Conn, error) { return a, nil } })
+}
+
+// The memory file holds only the events committed: a stop while a
+// callback Fluent Bit took is not durable yet saves the ids of the
+// callbacks before it and none of its own, so the next run, which reads
+// that callback's events again, hands each over once (not dropped as seen),
+// although another chunk repeats them all.
+func TestMemoryFileHoldsOnlyCommittedEvents(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.CommitDelay = time.Hour
+	h.cfg.CallbackBytes = 4 << 10
+	s := newScripted()
+	day := h.now.Format(cursor.DayLayout)
+	c1, all := chunkOf("e", h.now.Add(-2*time.Hour), 200)
+	s.chunk(day, "c1", c1...)
+	var skew atomic.Int64 // the commit delay passes when the test says
+	e := h.start(func(o *Options) {
+		o.Connect = func(context.Context) (Conn, error) { return &athenaLike{scripted: s}, nil }
+		o.Now = func() time.Time { return h.now.Add(time.Since(h.born) + time.Duration(skew.Load())) }
+	})
+	committed := handOne(t, e)
+	skew.Store(int64(2 * time.Hour))
+	taken := handOne(t, e) // commits the first callback, is not durable itself
+	require.NoError(t, e.Stop())
+	require.FileExists(t, filepath.Join(h.cfg.StorageDir, "memory.bin"))
+	assert.NotContains(t, committed, taken[0])
+
+	var c2 []*auditlogpb.ExportEventUnstructured
+	for i, x := range c1 {
+		c2 = append(c2, ev(fmt.Sprintf("a1:%d", i+1), "user.login", x.Event.Id, x.Event.Time.AsTime(), nil))
+	}
+	s.chunk(day, "c2", c2...)
+	h.cfg.CommitDelay = 20 * time.Millisecond
+	var want []string
+	for _, u := range all {
+		if !slices.Contains(committed, u) {
+			want = append(want, u)
+		}
+	}
+	e = h.startAthena(&athenaLike{scripted: s})
+	got := drain(t, e, len(want), true)
+	got = append(got, drainFor(t, e, 200*time.Millisecond)...)
+	require.NoError(t, shutdown(e))
+	exactly(t, want, got)
 }

@@ -80,6 +80,11 @@ type Registry struct {
 	// Log takes lines about no single input.
 	Log *logging.Logger
 
+	// ctl orders the context-free Pause and Resume calls with the engine
+	// calls they decide: taken before mu and held while engines are
+	// called (outside mu, see Pause), so an engine ends in the state the
+	// last decision gave it, never an earlier one's.
+	ctl     sync.Mutex
 	mu      sync.Mutex
 	next    uintptr
 	ordinal int
@@ -132,11 +137,19 @@ func (r *Registry) Admit(a Admission) (*Instance, error) {
 	return in, nil
 }
 
-// Attach gives an admitted input its engine.
+// Attach gives an admitted input its engine, paused if a Pause held the
+// input paused before it had one (a pause from a thread of no input during
+// its Init).
 func (r *Registry) Attach(in *Instance, e Engine) {
+	r.ctl.Lock()
+	defer r.ctl.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	in.engine = e
+	paused := in.ownPaused || in.pausedUnknown
+	r.mu.Unlock()
+	if paused && e != nil {
+		e.Pause()
+	}
 }
 
 // Remove forgets an input (its Init failed, or it exited).
@@ -219,6 +232,8 @@ func (r *Registry) byThreadLocked(thread uint64) *Instance {
 // Engines are called outside the registry's lock: an engine calls back
 // (Drained) under its own.
 func (r *Registry) Pause(thread uint64) {
+	r.ctl.Lock()
+	defer r.ctl.Unlock()
 	r.mu.Lock()
 	var todo []Engine
 	if in := r.byThreadLocked(thread); in != nil {
@@ -242,6 +257,8 @@ func (r *Registry) Pause(thread uint64) {
 // Resume applies a context-free FLBPluginInputResume that ran on thread. An
 // input resumes only once nothing holds it paused.
 func (r *Registry) Resume(thread uint64) {
+	r.ctl.Lock()
+	defer r.ctl.Unlock()
 	r.mu.Lock()
 	var todo []Engine
 	if in := r.byThreadLocked(thread); in != nil {

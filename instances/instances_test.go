@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,10 +17,11 @@ import (
 // fakeEngine records whether Fluent Bit holds it paused, as the engine
 // sees it.
 type fakeEngine struct {
-	paused  bool
-	pauses  int
-	resumes int
-	onPause func()
+	paused   bool
+	pauses   int
+	resumes  int
+	onPause  func()
+	onResume func() // runs before the engine resumes
 }
 
 func (f *fakeEngine) Pause() {
@@ -31,6 +33,9 @@ func (f *fakeEngine) Pause() {
 }
 
 func (f *fakeEngine) Resume() {
+	if f.onResume != nil {
+		f.onResume()
+	}
 	f.paused = false
 	f.resumes++
 }
@@ -174,6 +179,57 @@ func TestPauseAndResume(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A pause from a thread of no input that comes while an input's Init is
+// still starting its engine holds that engine paused once attached.
+func TestPauseBeforeAttach(t *testing.T) {
+	r := &Registry{}
+	_, prod := admit(t, r, Admission{Thread: 10, CtxABI: true, Name: "prod", Storage: "/s/prod"})
+	in, err := r.Admit(Admission{Thread: 20, CtxABI: true, Name: "staging", Storage: "/s/staging"})
+	require.NoError(t, err)
+	r.Pause(99)
+	staging := &fakeEngine{}
+	r.Attach(in, staging)
+	assert.True(t, prod.paused)
+	assert.True(t, staging.paused, "attached while held paused: hands nothing over")
+	r.Resume(99)
+	assert.False(t, staging.paused)
+}
+
+// An input's own pause that comes while a resume from a thread of no input
+// is still calling the engines wins: the engine ends paused, as Fluent Bit
+// holds it, whichever order the two threads run in.
+func TestOwnPauseDuringUnknownResume(t *testing.T) {
+	r := &Registry{}
+	_, prod := admit(t, r, Admission{Thread: 10, CtxABI: true, Name: "prod", Storage: "/s/prod"})
+	_, _ = admit(t, r, Admission{Thread: 20, CtxABI: true, Name: "staging", Storage: "/s/staging"})
+	r.Pause(99)
+	entered, release := make(chan struct{}), make(chan struct{})
+	prod.onResume = func() {
+		prod.onResume = nil
+		close(entered)
+		<-release
+	}
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		r.Resume(99)
+	}()
+	<-entered
+	paused := make(chan struct{})
+	go func() {
+		defer close(paused)
+		r.Pause(10)
+	}()
+	select { // lets an unordered Pause finish first (it must not matter)
+	case <-paused:
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-resumed
+	<-paused
+	assert.True(t, prod.paused, "paused by its own thread last")
 }
 
 // An engine calls Drained while holding its own lock; the registry never
