@@ -232,6 +232,28 @@ func forGood(err error) bool {
 	return trace.IsNotFound(err) || trace.IsBadParameter(err)
 }
 
+// unsureSetAsideAfter is how long a chunk must keep failing with an error
+// that may yet pass (Unknown, Internal: Athena's readEventChunk wraps any S3
+// error but NoSuchKey, throttling and timeouts included) before it is set
+// aside; NotFound and BadParameter need only the attempts.
+const unsureSetAsideAfter = 15 * time.Minute
+
+// setAsideDue reports whether a chunk that failed for good bad times in a
+// row, for as long as streak, is to be set aside.
+func setAsideDue(bad, maxBad int, err error, streak time.Duration) bool {
+	return bad >= maxBad && (definite(err) || streak >= unsureSetAsideAfter)
+}
+
+// definite reports whether err says for certain that the chunk cannot be
+// read: it is gone, or the server refuses our cursor or request.
+func definite(err error) bool {
+	switch status.Code(trace.Unwrap(err)) {
+	case codes.NotFound, codes.InvalidArgument, codes.OutOfRange:
+		return true
+	}
+	return trace.IsNotFound(err) || trace.IsBadParameter(err)
+}
+
 // listChunks returns the chunks of date, retrying until it works.
 func (s *ExportSource) listChunks(ctx context.Context, date time.Time) ([]string, error) {
 	f := newFailures(s.Log, "listing export chunks of "+date.Format(cursor.DayLayout), s.Metrics, metrics.ErrExport)
@@ -278,7 +300,8 @@ func (s *ExportSource) listChunks(ctx context.Context, date time.Time) ([]string
 func (s *ExportSource) exportChunk(ctx context.Context, date time.Time, day, chunk, from string, sink Sink) error {
 	f := newFailures(s.Log, fmt.Sprintf("exporting chunk %s of %s", chunk, day), s.Metrics, metrics.ErrExport)
 	sl := &slab{}
-	bad := 0 // failures for good in a row
+	bad := 0               // failures for good in a row
+	var badSince time.Time // when that streak began
 	maxBad := s.ChunkMaxAttempts
 	if maxBad <= 0 {
 		maxBad = 10
@@ -303,8 +326,11 @@ func (s *ExportSource) exportChunk(ctx context.Context, date time.Time, day, chu
 			bad = 0
 		}
 		if forGood(err) {
+			if bad == 0 {
+				badSince = s.Now()
+			}
 			bad++
-			if bad >= maxBad && s.stillServed(ctx, date) {
+			if setAsideDue(bad, maxBad, err, s.Now().Sub(badSince)) && s.stillServed(ctx, date) {
 				return s.setAside(ctx, day, chunk, from, bad, err, sink)
 			}
 		} else {
