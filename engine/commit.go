@@ -42,8 +42,39 @@ const shutdownSettle = 500 * time.Millisecond
 // list, stamped with the run clock.
 func (e *Engine) handLocked() {
 	e.pendingCount.bytes = e.pendingBytes
+	e.startAnnouncedLocked(e.pending)
+	// Their recordings are started: the hold-back counts them as busy now.
+	e.pendingCount.announces = 0
 	e.inflight = append(e.inflight, handover{items: e.pending, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
 	e.pending, e.pendingCount, e.pendingBytes = nil, batch{}, 0
+}
+
+// startAnnouncedLocked starts the recordings that the callback Fluent Bit
+// has just taken announces, without waiting for its commit: a recording's
+// events carry their own positions, in later callbacks, which commit in
+// order after the announcement's, so the cursor still never passes a
+// record that is not durable. If the announcement is lost (kill -9), so are
+// they, and both come again. It decides as AnnounceSession will at the
+// commit (which adds them again, a no-op then).
+func (e *Engine) startAnnouncedLocked(items []record.Item) {
+	for i := range items {
+		a := items[i].Announce
+		if a == nil {
+			continue
+		}
+		ss := e.committed.Sessions[a.SessionID]
+		switch {
+		case !a.ByEnd:
+			e.uploadsHanded = true
+			if ss != nil {
+				e.sessions.Add(a.SessionID, cursor.Session{Next: ss.Next, Announced: ss.Announced})
+			} else {
+				e.sessions.Add(a.SessionID, cursor.Session{Announced: a.At.UTC()})
+			}
+		case ss == nil && !e.uploadsHanded && !e.committed.UploadsSeen:
+			e.sessions.Add(a.SessionID, cursor.Session{Announced: a.At.UTC(), ByEnd: true})
+		}
+	}
 }
 
 // clockLocked is how long the input has run unpaused since the start.
@@ -78,7 +109,8 @@ func (e *Engine) takeInflightLocked(n int) []handover {
 }
 
 // unsettledAnnounces counts the announcements of new recordings returned
-// or taken by Fluent Bit and not committed yet.
+// to Fluent Bit or committed with a callback of positions alone, whose
+// recordings are not started yet.
 func (e *Engine) unsettledAnnounces() int {
 	n := e.pendingCount.announces
 	for i := range e.inflight {

@@ -98,6 +98,9 @@ type Engine struct {
 	wantExit    bool // exit_on_last_event: everything up to now is handed over
 	// auditCaughtUp: an audit source's caught-up marker was handed over.
 	auditCaughtUp bool
+	// uploadsHanded: a session.upload was handed over (UploadsSeen, not
+	// committed yet), so a session.end no longer announces a recording.
+	uploadsHanded bool
 	flip          bool // which queue the stager takes from first next time
 	progress      progress
 	pendingBytes  int

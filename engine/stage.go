@@ -123,7 +123,9 @@ func (e *Engine) stageLocked(step int) bool {
 		qs[0], qs[1] = qs[1], qs[0]
 	}
 	e.flip = !e.flip
-	// Announcements staged, or taken by Fluent Bit and not committed yet, count too.
+	// Announcements staged, or returned and not taken yet, count too (a
+	// recording starts, and so counts as busy, once Fluent Bit takes its
+	// announcement).
 	if e.sessions.Busy()+e.stage.count.announces+e.unsettledAnnounces() >= maxActiveSessions {
 		// Recordings announced faster than they are exported: hold audit
 		// events back until they catch up, so the state (rewritten at every
