@@ -113,7 +113,9 @@ type Engine struct {
 // maxActiveSessions bounds the recordings announced and not yet exported
 // (waiting for a retry excepted) before audit hand-over waits for them.
 // A variable so tests can lower it.
-var maxActiveSessions = 8192
+var maxActiveSessions = maxActiveSessionsDefault
+
+const maxActiveSessionsDefault = 8192
 
 // ErrStartTime is returned when start_time differs from the one fixed on the
 // first run.
