@@ -102,6 +102,12 @@ type Engine struct {
 	// committed yet), so a session.end no longer announces a recording.
 	uploadsHanded bool
 	flip          bool // which queue the stager takes from first next time
+	// lastCollect and collectPeriod are when Fluent Bit last called
+	// Collect and the period of its calls (zero until two came): polls are
+	// timed to end just before a callback (pollWait).
+	lastCollect   time.Time
+	collectPeriod time.Duration
+	pollWoke      time.Time // when the last timed poll began
 	progress      progress
 	pendingBytes  int
 
@@ -321,7 +327,7 @@ func (e *Engine) run(work *cursor.State) {
 				work.Export = &cursor.Export{NextDay: work.StartTime.UTC().Format(cursor.DayLayout)}
 			}
 			src := &teleport.ExportSource{API: conn, Filter: filter, Metrics: e.metrics, Concurrency: e.cfg.Concurrency,
-				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now}
+				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now, Wait: e.pollWait}
 			err := src.Run(e.ctx, work.Export, e.queue)
 			if !errors.Is(err, teleport.ErrNotImplemented) {
 				return

@@ -15,6 +15,7 @@ import (
 func (e *Engine) Collect() []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.noteCollectLocked()
 	if e.pending != nil {
 		e.handLocked()
 	}

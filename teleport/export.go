@@ -30,6 +30,9 @@ type ExportSource struct {
 	Log         *logging.Logger
 	Now         func() time.Time
 	Metrics     *metrics.Metrics
+	// Wait is the wait between two polls once caught up, at most its d;
+	// nil sleeps d. The engine times it to Fluent Bit's callbacks.
+	Wait func(ctx context.Context, d time.Duration) error
 
 	nameless map[string]bool // days with a nameless chunk already warned about
 }
@@ -73,7 +76,11 @@ func (s *ExportSource) Run(ctx context.Context, st *cursor.Export, sink Sink) er
 		if err := sink.Put(ctx, record.Item{CaughtUp: true}); err != nil {
 			return err
 		}
-		if err := sleep(ctx, s.Poll); err != nil {
+		wait := sleep
+		if s.Wait != nil {
+			wait = s.Wait
+		}
+		if err := wait(ctx, s.Poll); err != nil {
 			return err
 		}
 	}
