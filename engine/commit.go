@@ -26,6 +26,11 @@ import (
 // positions, announcements and failed logins, applied once durable.
 type handover struct {
 	items []record.Item
+	// announces are the callback's announcements of recordings, in order,
+	// applied before items: kept apart and right-sized at hand-over, since
+	// a backlog announces a recording every few events and an Item costs
+	// 224 bytes of Go heap for each, for commit_delay or longer.
+	announces []cursor.Announce
 	count batch
 	at    time.Duration // the run clock when Fluent Bit took them
 	// takenAt is the wall clock then: Fluent Bit's shutdown pauses stop the
@@ -42,11 +47,44 @@ const shutdownSettle = 500 * time.Millisecond
 // list, stamped with the run clock.
 func (e *Engine) handLocked() {
 	e.pendingCount.bytes = e.pendingBytes
-	e.startAnnouncedLocked(e.pending)
+	items, announces := splitAnnounces(e.pending)
+	e.startAnnouncedLocked(announces)
 	// Their recordings are started: the hold-back counts them as busy now.
 	e.pendingCount.announces = 0
-	e.inflight = append(e.inflight, handover{items: e.pending, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
+	e.inflight = append(e.inflight, handover{items: items, announces: announces, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
+	clear(e.pending)
+	if e.spare == nil {
+		e.spare = e.pending[:0] // the next stage's, at its grown size
+	}
 	e.pending, e.pendingCount, e.pendingBytes = nil, batch{}, 0
+}
+
+// splitAnnounces copies a callback's items into right-sized slices: the
+// announcements that are items of their own (the stage puts them apart
+// from their event's merged position), and every other item.
+func splitAnnounces(items []record.Item) (rest []record.Item, announces []cursor.Announce) {
+	n := 0
+	for i := range items {
+		if isAnnounceOnly(&items[i]) {
+			n++
+		}
+	}
+	rest = make([]record.Item, 0, len(items)-n)
+	if n > 0 {
+		announces = make([]cursor.Announce, 0, n)
+	}
+	for i := range items {
+		if isAnnounceOnly(&items[i]) {
+			announces = append(announces, *items[i].Announce)
+		} else {
+			rest = append(rest, items[i])
+		}
+	}
+	return rest, announces
+}
+
+func isAnnounceOnly(it *record.Item) bool {
+	return it.Announce != nil && it.Failure == nil && it.Pos.Kind == cursor.PosNone && !it.CaughtUp && it.Data == nil
 }
 
 // startAnnouncedLocked starts the recordings that the callback Fluent Bit
@@ -56,12 +94,9 @@ func (e *Engine) handLocked() {
 // record that is not durable. If the announcement is lost (kill -9), so are
 // they, and both come again. It decides as AnnounceSession will at the
 // commit (which adds them again, a no-op then).
-func (e *Engine) startAnnouncedLocked(items []record.Item) {
-	for i := range items {
-		a := items[i].Announce
-		if a == nil {
-			continue
-		}
+func (e *Engine) startAnnouncedLocked(announces []cursor.Announce) {
+	for i := range announces {
+		a := &announces[i]
 		ss := e.committed.Sessions[a.SessionID]
 		switch {
 		case !a.ByEnd:
@@ -127,22 +162,30 @@ func (e *Engine) commitLocked(hs []handover) {
 	dirty := false
 	var b batch
 	var announced []string
+	announce := func(a *cursor.Announce) {
+		uploads := e.committed.UploadsSeen
+		if e.committed.AnnounceSession(*a) {
+			dirty = true
+			// Once per batch: a session.end and its session.upload
+			// often come together, and the recording may be exported
+			// (and forgotten) between two Adds.
+			if !slices.Contains(announced, a.SessionID) {
+				announced = append(announced, a.SessionID)
+			}
+		}
+		dirty = dirty || uploads != e.committed.UploadsSeen
+	}
 	for h := range hs {
 		b.merge(hs[h].count)
+		// Announcements first: they touch no cursor, and a recording's own
+		// positions come in later callbacks than its announcement.
+		for i := range hs[h].announces {
+			announce(&hs[h].announces[i])
+		}
 		for i := range hs[h].items {
 			it := &hs[h].items[i]
 			if a := it.Announce; a != nil {
-				uploads := e.committed.UploadsSeen
-				if e.committed.AnnounceSession(*a) {
-					dirty = true
-					// Once per batch: a session.end and its session.upload
-					// often come together, and the recording may be exported
-					// (and forgotten) between two Adds.
-					if !slices.Contains(announced, a.SessionID) {
-						announced = append(announced, a.SessionID)
-					}
-				}
-				dirty = dirty || uploads != e.committed.UploadsSeen
+				announce(a)
 			}
 			if f := it.Failure; f != nil && e.cfg.LockEnabled {
 				dirty = true

@@ -29,9 +29,11 @@ func (e *Engine) Collect() []byte {
 	if !e.progress.caughtUp && e.auditCaughtUp {
 		e.observeLocked(batch{}) // recordings may have finished since the last hand-over
 	}
-	// Top the stage up with what the stager has not moved yet (a few
-	// rounds at most, since the sources keep queueing meanwhile).
-	for i := 0; i < 8 && e.stageLocked(e.cfg.CallbackBytes); i++ {
+	// Top the stage up with what the stager has not moved yet (a bounded
+	// number of rounds, since the sources keep queueing meanwhile), in the
+	// stager's steps: a larger take would keep a scratch slice of its size
+	// on the Go heap (the whole queue's items at callback_bytes 64M).
+	for i := 0; i < 64 && e.stageLocked(stageStep); i++ {
 	}
 	if len(e.stage.items) == 0 {
 		return nil

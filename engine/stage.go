@@ -158,8 +158,13 @@ func (e *Engine) stageLocked(step int) bool {
 		}
 		for i := range items {
 			it := &items[i]
-			if a := it.Announce; a != nil && e.committed.Sessions[a.SessionID] == nil {
-				e.stage.count.announces++ // a new recording, most likely
+			if a := it.Announce; a != nil && e.committed.Sessions[a.SessionID] == nil &&
+				(!a.ByEnd || !e.uploadsHanded && !e.committed.UploadsSeen) {
+				// A new recording, most likely. Not a session.end once the
+				// cluster sends session.upload: its upload announces the
+				// same recording (counted then), and until then it waits
+				// for it without counting as busy.
+				e.stage.count.announces++
 			}
 			e.stage.n += copy(e.stage.buf[e.stage.n:], it.Data)
 			e.stage.add(it, q == e.sessQ)

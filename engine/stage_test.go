@@ -201,3 +201,24 @@ func TestStageAnnouncementsDoNotSplitPositions(t *testing.T) {
 	assert.Equal(t, []string{"99"}, positions, "the chunk's latest position, once")
 	assert.Equal(t, 100, sg.count.audit)
 }
+
+// At hand-over a callback's announcements leave its items for a slice of
+// their own, right-sized; everything else keeps its order.
+func TestHandOverKeepsAnnouncementsApart(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	a1 := &cursor.Announce{SessionID: "s1", At: t0, ByEnd: true}
+	a2 := &cursor.Announce{SessionID: "s1", At: t0}
+	fail := &cursor.LoginFailure{User: "bob", At: t0}
+	pos := cursor.Pos{Kind: cursor.PosChunk, Day: "2026-11-20", Chunk: "c", Cursor: "9"}
+	items := []record.Item{
+		{Announce: a1},
+		{Pos: pos, Time: t0},
+		{Announce: a2, Failure: fail}, // not an announcement alone: stays
+		{Announce: a2},
+		{CaughtUp: true},
+	}
+	rest, announces := splitAnnounces(items)
+	assert.Equal(t, []cursor.Announce{*a1, *a2}, announces)
+	assert.Equal(t, []record.Item{items[1], items[2], items[4]}, rest)
+	assert.Equal(t, len(rest), cap(rest), "right-sized")
+}
