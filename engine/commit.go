@@ -31,8 +31,8 @@ type handover struct {
 	// a backlog announces a recording every few events and an Item costs
 	// 224 bytes of Go heap for each, for commit_delay or longer.
 	announces []cursor.Announce
-	count batch
-	at    time.Duration // the run clock when Fluent Bit took them
+	count     batch
+	at        time.Duration // the run clock when Fluent Bit took them
 	// takenAt is the wall clock then: Fluent Bit's shutdown pauses stop the
 	// run clock but not its collector.
 	takenAt time.Time
