@@ -27,9 +27,7 @@ import (
 type handover struct {
 	items []record.Item
 	// announces are the callback's announcements of recordings, in order,
-	// applied before items: kept apart and right-sized at hand-over, since
-	// a backlog announces a recording every few events and an Item costs
-	// 224 bytes of Go heap for each, for commit_delay or longer.
+	// applied before items (see stage.announces).
 	announces []cursor.Announce
 	count     batch
 	at        time.Duration // the run clock when Fluent Bit took them
@@ -47,44 +45,11 @@ const shutdownSettle = 500 * time.Millisecond
 // list, stamped with the run clock.
 func (e *Engine) handLocked() {
 	e.pendingCount.bytes = e.pendingBytes
-	items, announces := splitAnnounces(e.pending)
-	e.startAnnouncedLocked(announces)
+	e.startAnnouncedLocked(e.pendingAnnounces)
 	// Their recordings are started: the hold-back counts them as busy now.
 	e.pendingCount.announces = 0
-	e.inflight = append(e.inflight, handover{items: items, announces: announces, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
-	clear(e.pending)
-	if e.spare == nil {
-		e.spare = e.pending[:0] // the next stage's, at its grown size
-	}
-	e.pending, e.pendingCount, e.pendingBytes = nil, batch{}, 0
-}
-
-// splitAnnounces copies a callback's items into right-sized slices: the
-// announcements that are items of their own (the stage puts them apart
-// from their event's merged position), and every other item.
-func splitAnnounces(items []record.Item) (rest []record.Item, announces []cursor.Announce) {
-	n := 0
-	for i := range items {
-		if isAnnounceOnly(&items[i]) {
-			n++
-		}
-	}
-	rest = make([]record.Item, 0, len(items)-n)
-	if n > 0 {
-		announces = make([]cursor.Announce, 0, n)
-	}
-	for i := range items {
-		if isAnnounceOnly(&items[i]) {
-			announces = append(announces, *items[i].Announce)
-		} else {
-			rest = append(rest, items[i])
-		}
-	}
-	return rest, announces
-}
-
-func isAnnounceOnly(it *record.Item) bool {
-	return it.Announce != nil && it.Failure == nil && it.Pos.Kind == cursor.PosNone && !it.CaughtUp && it.Data == nil
+	e.inflight = append(e.inflight, handover{items: e.pending, announces: e.pendingAnnounces, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
+	e.pending, e.pendingAnnounces, e.pendingCount, e.pendingBytes = nil, nil, batch{}, 0
 }
 
 // startAnnouncedLocked starts the recordings that the callback Fluent Bit

@@ -71,6 +71,8 @@ type Engine struct {
 	mu        sync.Mutex
 	committed *cursor.State // what is durable in Fluent Bit; saved to disk
 	pending   []record.Item // returned by the last callback, awaiting cleanup
+	// pendingAnnounces are its announcements of recordings.
+	pendingAnnounces []cursor.Announce
 	// pendingCount is what pending's records were, for progress and metrics
 	// (merged positions no longer tell).
 	pendingCount batch

@@ -38,7 +38,7 @@ func (e *Engine) Collect() []byte {
 	if len(e.stage.items) == 0 {
 		return nil
 	}
-	buf, items, count := e.takeStageLocked()
+	buf, items, announces, count := e.takeStageLocked()
 	if len(buf) == 0 {
 		// Only positions (filtered events, chunk and window ends): they
 		// go with the records before them, never past one still waiting
@@ -46,15 +46,16 @@ func (e *Engine) Collect() []byte {
 		if n := len(e.inflight); n > 0 {
 			last := &e.inflight[n-1]
 			last.items = append(last.items, items...)
+			last.announces = append(last.announces, announces...)
 			last.count.merge(count)
 			clear(items)
 			e.spare = items[:0]
 		} else {
-			e.commitLocked([]handover{{items: items, count: count}})
+			e.commitLocked([]handover{{items: items, announces: announces, count: count}})
 		}
 		return nil
 	}
-	e.pending, e.pendingCount, e.pendingBytes = items, count, len(buf)
+	e.pending, e.pendingAnnounces, e.pendingCount, e.pendingBytes = items, announces, count, len(buf)
 	return buf
 }
 

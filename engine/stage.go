@@ -30,9 +30,16 @@ const stageStep = 1 << 20
 type stage struct {
 	buf   []byte        // Alloc'd on the first record; records are buf[:n]
 	n     int           // bytes of records
-	items []record.Item // positions, announcements, failures and markers; Data dropped
-	last  map[mergeKey]int
-	count batch // the records staged, for progress and metrics
+	items []record.Item // positions, failures and markers; Data dropped
+	// announces are the recordings the staged audit events announce, in
+	// order. They touch no cursor, and a recording's own positions come in
+	// callbacks after its announcement's, so a commit applies them first.
+	// Kept apart, 48 bytes each instead of an Item's 224: a backlog
+	// announces a recording every few events, and a callback's stay on
+	// the Go heap for commit_delay after Fluent Bit takes them.
+	announces []cursor.Announce
+	last      map[mergeKey]int
+	count     batch // the records staged, for progress and metrics
 	// sessions counts the items that came from the recordings' queue: while
 	// any wait here, the export is not caught up.
 	sessions int
@@ -81,11 +88,17 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 	if mergeable && (it.Announce != nil || it.Failure != nil) {
 		// What an audit event announces (a recording) or records (a failed
 		// login) touches no cursor, and is applied at the same commit as
-		// the event's position: it goes alone, in order with the others,
-		// and the position merges with its chunk's. A backlog announces a
+		// the event's position: it goes apart (announcements) or alone, in
+		// order with the others (failures), and the position merges with
+		// its chunk's. A backlog announces a
 		// recording every few events; each would otherwise start a new run
 		// of that chunk's positions, twice the items on the Go heap.
-		s.items = append(s.items, record.Item{Announce: it.Announce, Failure: it.Failure})
+		if it.Announce != nil {
+			s.announces = append(s.announces, *it.Announce)
+		}
+		if it.Failure != nil {
+			s.items = append(s.items, record.Item{Failure: it.Failure})
+		}
 		it.Announce, it.Failure = nil, nil
 	}
 	plain := mergeable && it.Announce == nil && it.Failure == nil
@@ -137,7 +150,7 @@ func (e *Engine) stageLocked(step int) bool {
 	}
 	moved := false
 	for _, q := range qs {
-		if q == nil || len(e.stage.items) >= e.maxStageItems() {
+		if q == nil || len(e.stage.items)+len(e.stage.announces) >= e.maxStageItems() {
 			continue
 		}
 		// Half the room at most per take: the other queue gets its turn,
@@ -201,9 +214,9 @@ func (e *Engine) freeLocked(buf []byte) {
 
 // takeStageLocked ends the stage: its records, positions and counts go to
 // the caller, and a new empty stage begins.
-func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, count batch) {
+func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, announces []cursor.Announce, count batch) {
 	s := &e.stage
-	buf, items, count = s.buf[:s.n], s.items, s.count
+	buf, items, announces, count = s.buf[:s.n], s.items, s.announces, s.count
 	if s.n == 0 {
 		e.freeLocked(s.buf)
 		buf = nil
@@ -212,7 +225,7 @@ func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, count batch
 	*s = stage{items: e.spare[:0], last: s.last}
 	e.spare = nil
 	e.signalStager()
-	return buf, items, count
+	return buf, items, announces, count
 }
 
 // signalStager wakes the stager: there is something to move, or room for it.

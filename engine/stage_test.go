@@ -102,7 +102,13 @@ func TestStageMergedPositionsCommitTheSameState(t *testing.T) {
 			sg.add(&it, it.Pos.Kind == cursor.PosSession || it.Pos.Kind == cursor.PosSessionDone)
 		}
 		want := apply(base(), all)
-		got := apply(base(), sg.items)
+		// A commit applies the announcements first (the state's sessions
+		// here are never announced: their order does not matter).
+		merged := make([]record.Item, 0, len(sg.announces)+len(sg.items))
+		for i := range sg.announces {
+			merged = append(merged, record.Item{Announce: &sg.announces[i]})
+		}
+		got := apply(base(), append(merged, sg.items...))
 		require.Equal(t, want, got, "seed %d", seed)
 		assert.LessOrEqual(t, len(sg.items), len(all))
 		assert.Equal(t, records, sg.count.audit+sg.count.session, "seed %d: every record counted", seed)
@@ -178,7 +184,7 @@ func TestStageBuffersHandedOverOrFreed(t *testing.T) {
 }
 
 // A chunk's positions merge across the recordings its events announce: a
-// stage holds one item per announcement and one position, not a run of
+// stage holds the announcements apart and one position, not a run of
 // positions for every announcement (the Go heap of a backlog that
 // announces a recording every few events).
 func TestStageAnnouncementsDoNotSplitPositions(t *testing.T) {
@@ -191,7 +197,8 @@ func TestStageAnnouncementsDoNotSplitPositions(t *testing.T) {
 		}
 		sg.add(&it, false)
 	}
-	require.Len(t, sg.items, 25+1)
+	require.Len(t, sg.items, 1)
+	require.Len(t, sg.announces, 25, "the announcements, apart")
 	var positions []string
 	for _, it := range sg.items {
 		if it.Pos.Kind != cursor.PosNone {
@@ -200,25 +207,4 @@ func TestStageAnnouncementsDoNotSplitPositions(t *testing.T) {
 	}
 	assert.Equal(t, []string{"99"}, positions, "the chunk's latest position, once")
 	assert.Equal(t, 100, sg.count.audit)
-}
-
-// At hand-over a callback's announcements leave its items for a slice of
-// their own, right-sized; everything else keeps its order.
-func TestHandOverKeepsAnnouncementsApart(t *testing.T) {
-	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	a1 := &cursor.Announce{SessionID: "s1", At: t0, ByEnd: true}
-	a2 := &cursor.Announce{SessionID: "s1", At: t0}
-	fail := &cursor.LoginFailure{User: "bob", At: t0}
-	pos := cursor.Pos{Kind: cursor.PosChunk, Day: "2026-11-20", Chunk: "c", Cursor: "9"}
-	items := []record.Item{
-		{Announce: a1},
-		{Pos: pos, Time: t0},
-		{Announce: a2, Failure: fail}, // not an announcement alone: stays
-		{Announce: a2},
-		{CaughtUp: true},
-	}
-	rest, announces := splitAnnounces(items)
-	assert.Equal(t, []cursor.Announce{*a1, *a2}, announces)
-	assert.Equal(t, []record.Item{items[1], items[2], items[4]}, rest)
-	assert.Equal(t, len(rest), cap(rest), "right-sized")
 }
