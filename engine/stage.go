@@ -148,6 +148,8 @@ func (e *Engine) stageLocked(step int) bool {
 		// session.end waiting for the session.upload that comes later.
 		qs = [2]*Queue{e.sessQ, nil}
 	}
+	// Audit events held back only wait: fewer of them on the Go heap.
+	e.queue.Hold(qs[1] == nil)
 	moved := false
 	for _, q := range qs {
 		if q == nil || len(e.stage.items)+len(e.stage.announces) >= e.maxStageItems() {
