@@ -26,8 +26,11 @@ import (
 // positions, announcements and failed logins, applied once durable.
 type handover struct {
 	items []record.Item
-	count batch
-	at    time.Duration // the run clock when Fluent Bit took them
+	// announces are the callback's announcements of recordings, in order,
+	// applied before items (see stage.announces).
+	announces []cursor.Announce
+	count     batch
+	at        time.Duration // the run clock when Fluent Bit took them
 	// takenAt is the wall clock then: Fluent Bit's shutdown pauses stop the
 	// run clock but not its collector.
 	takenAt time.Time
@@ -42,8 +45,39 @@ const shutdownSettle = 500 * time.Millisecond
 // list, stamped with the run clock.
 func (e *Engine) handLocked() {
 	e.pendingCount.bytes = e.pendingBytes
-	e.inflight = append(e.inflight, handover{items: e.pending, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
-	e.pending, e.pendingCount, e.pendingBytes = nil, batch{}, 0
+	e.startAnnouncedLocked(e.pendingAnnounces)
+	// Their recordings are started: the hold-back counts them as busy now.
+	e.pendingCount.announces = 0
+	e.inflight = append(e.inflight, handover{items: e.pending, announces: e.pendingAnnounces, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
+	e.pending, e.pendingAnnounces, e.pendingCount, e.pendingBytes = nil, nil, batch{}, 0
+}
+
+// startAnnouncedLocked starts the recordings that the callback Fluent Bit
+// has just taken announces, without waiting for its commit: a recording's
+// events carry their own positions, in later callbacks, which commit in
+// order after the announcement's, so the cursor still never passes a
+// record that is not durable. If the announcement is lost (kill -9), so are
+// they, and both come again. It decides as AnnounceSession will at the
+// commit (which adds them again, a no-op then).
+func (e *Engine) startAnnouncedLocked(announces []cursor.Announce) {
+	for i := range announces {
+		a := &announces[i]
+		if e.exported.has(a.SessionID, e.opts.Now(), e.cfg.ExportLateHorizon) {
+			continue // exported already: announced again (Athena, the UploadCompleter)
+		}
+		ss := e.committed.Sessions[a.SessionID]
+		switch {
+		case !a.ByEnd:
+			e.uploadsHanded = true
+			if ss != nil {
+				e.sessions.Add(a.SessionID, cursor.Session{Next: ss.Next, Announced: ss.Announced})
+			} else {
+				e.sessions.Add(a.SessionID, cursor.Session{Announced: a.At.UTC()})
+			}
+		case ss == nil && !e.uploadsHanded && !e.committed.UploadsSeen:
+			e.sessions.Add(a.SessionID, cursor.Session{Announced: a.At.UTC(), ByEnd: true})
+		}
+	}
 }
 
 // clockLocked is how long the input has run unpaused since the start.
@@ -78,7 +112,8 @@ func (e *Engine) takeInflightLocked(n int) []handover {
 }
 
 // unsettledAnnounces counts the announcements of new recordings returned
-// or taken by Fluent Bit and not committed yet.
+// to Fluent Bit or committed with a callback of positions alone, whose
+// recordings are not started yet.
 func (e *Engine) unsettledAnnounces() int {
 	n := e.pendingCount.announces
 	for i := range e.inflight {
@@ -95,31 +130,41 @@ func (e *Engine) commitLocked(hs []handover) {
 	dirty := false
 	var b batch
 	var announced []string
+	announce := func(a *cursor.Announce) {
+		if e.exported.has(a.SessionID, e.opts.Now(), e.cfg.ExportLateHorizon) {
+			e.log.Debugf("session %s: announced again (%s) after its recording was exported; not exported again", a.SessionID, map[bool]string{true: "session.end", false: "session.upload"}[a.ByEnd])
+			return
+		}
+		uploads := e.committed.UploadsSeen
+		ann := *a
+		if ann.ByEnd && uploads {
+			// Its give-up clock starts when the plugin learns of it:
+			// Teleport's UploadCompleter emits a session.end with the
+			// session's old time, a day or more later.
+			ann.At = e.opts.Now()
+		}
+		if e.committed.AnnounceSession(ann) {
+			dirty = true
+			// Once per batch: a session.end and its session.upload
+			// often come together, and the recording may be exported
+			// (and forgotten) between two Adds.
+			if !slices.Contains(announced, a.SessionID) {
+				announced = append(announced, a.SessionID)
+			}
+		}
+		dirty = dirty || uploads != e.committed.UploadsSeen
+	}
 	for h := range hs {
 		b.merge(hs[h].count)
+		// Announcements first: they touch no cursor, and a recording's own
+		// positions come in later callbacks than its announcement.
+		for i := range hs[h].announces {
+			announce(&hs[h].announces[i])
+		}
 		for i := range hs[h].items {
 			it := &hs[h].items[i]
-			if a := it.Announce; a != nil && e.exported.has(a.SessionID, e.opts.Now(), e.cfg.ExportLateHorizon) {
-				e.log.Debugf("session %s: announced again (%s) after its recording was exported; not exported again", a.SessionID, map[bool]string{true: "session.end", false: "session.upload"}[a.ByEnd])
-			} else if a != nil {
-				uploads := e.committed.UploadsSeen
-				ann := *a
-				if ann.ByEnd && uploads {
-					// Its give-up clock starts when the plugin learns of it:
-					// Teleport's UploadCompleter emits a session.end with
-					// the session's old time, a day or more later.
-					ann.At = e.opts.Now()
-				}
-				if e.committed.AnnounceSession(ann) {
-					dirty = true
-					// Once per batch: a session.end and its session.upload
-					// often come together, and the recording may be exported
-					// (and forgotten) between two Adds.
-					if !slices.Contains(announced, a.SessionID) {
-						announced = append(announced, a.SessionID)
-					}
-				}
-				dirty = dirty || uploads != e.committed.UploadsSeen
+			if a := it.Announce; a != nil {
+				announce(a)
 			}
 			if f := it.Failure; f != nil && e.cfg.LockEnabled {
 				dirty = true

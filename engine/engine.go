@@ -71,6 +71,8 @@ type Engine struct {
 	mu        sync.Mutex
 	committed *cursor.State // what is durable in Fluent Bit; saved to disk
 	pending   []record.Item // returned by the last callback, awaiting cleanup
+	// pendingAnnounces are its announcements of recordings.
+	pendingAnnounces []cursor.Announce
 	// pendingCount is what pending's records were, for progress and metrics
 	// (merged positions no longer tell).
 	pendingCount batch
@@ -98,7 +100,16 @@ type Engine struct {
 	wantExit    bool // exit_on_last_event: everything up to now is handed over
 	// auditCaughtUp: an audit source's caught-up marker was handed over.
 	auditCaughtUp bool
+	// uploadsHanded: a session.upload was handed over (UploadsSeen, not
+	// committed yet), so a session.end no longer announces a recording.
+	uploadsHanded bool
 	flip          bool // which queue the stager takes from first next time
+	// lastCollect and collectPeriod are when Fluent Bit last called
+	// Collect and the period of its calls (zero until two came): polls are
+	// timed to end just before a callback (pollWait).
+	lastCollect   time.Time
+	collectPeriod time.Duration
+	pollWoke      time.Time // when the last timed poll began
 	progress      progress
 	pendingBytes  int
 
@@ -119,7 +130,9 @@ type Engine struct {
 // maxActiveSessions bounds the recordings announced and not yet exported
 // (waiting for a retry excepted) before audit hand-over waits for them.
 // A variable so tests can lower it.
-var maxActiveSessions = 8192
+var maxActiveSessions = maxActiveSessionsDefault
+
+const maxActiveSessionsDefault = 8192
 
 // endWithoutUploadWait is how long the recording of a session.end waits
 // for its session.upload on a cluster that emits them, before it is tried
@@ -338,7 +351,8 @@ func (e *Engine) run(work *cursor.State) {
 			src := &teleport.ExportSource{API: conn, Filter: filter, Metrics: e.metrics, Concurrency: e.cfg.Concurrency,
 				Poll: e.cfg.PollInterval, Log: e.log, Now: e.opts.Now,
 				LateHorizon: e.cfg.ExportLateHorizon, LatePollMax: e.cfg.ExportLatePollMax,
-				ChunkMaxAttempts: e.cfg.ExportChunkMaxAttempts, Dedupe: e.dedupe}
+				ChunkMaxAttempts: e.cfg.ExportChunkMaxAttempts, Dedupe: e.dedupe,
+				Wait: e.pollWait}
 			err := src.Run(e.ctx, work.Export, e.queue)
 			if !errors.Is(err, teleport.ErrNotImplemented) {
 				return

@@ -15,6 +15,7 @@ import (
 func (e *Engine) Collect() []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.noteCollectLocked()
 	if e.pending != nil {
 		e.handLocked()
 	}
@@ -28,14 +29,16 @@ func (e *Engine) Collect() []byte {
 	if !e.progress.caughtUp && e.auditCaughtUp {
 		e.observeLocked(batch{}) // recordings may have finished since the last hand-over
 	}
-	// Top the stage up with what the stager has not moved yet (a few
-	// rounds at most, since the sources keep queueing meanwhile).
-	for i := 0; i < 8 && e.stageLocked(e.cfg.CallbackBytes); i++ {
+	// Top the stage up with what the stager has not moved yet (a bounded
+	// number of rounds, since the sources keep queueing meanwhile), in the
+	// stager's steps: a larger take would keep a scratch slice of its size
+	// on the Go heap (the whole queue's items at callback_bytes 64M).
+	for i := 0; i < 64 && e.stageLocked(stageStep); i++ {
 	}
 	if len(e.stage.items) == 0 {
 		return nil
 	}
-	buf, items, count := e.takeStageLocked()
+	buf, items, announces, count := e.takeStageLocked()
 	if len(buf) == 0 {
 		// Only positions (filtered events, chunk and window ends): they
 		// go with the records before them, never past one still waiting
@@ -43,15 +46,16 @@ func (e *Engine) Collect() []byte {
 		if n := len(e.inflight); n > 0 {
 			last := &e.inflight[n-1]
 			last.items = append(last.items, items...)
+			last.announces = append(last.announces, announces...)
 			last.count.merge(count)
 			clear(items)
 			e.spare = items[:0]
 		} else {
-			e.commitLocked([]handover{{items: items, count: count}})
+			e.commitLocked([]handover{{items: items, announces: announces, count: count}})
 		}
 		return nil
 	}
-	e.pending, e.pendingCount, e.pendingBytes = items, count, len(buf)
+	e.pending, e.pendingAnnounces, e.pendingCount, e.pendingBytes = items, announces, count, len(buf)
 	return buf
 }
 

@@ -41,8 +41,15 @@ type Queue struct {
 	n        int
 	bytes    int
 	maxBytes int
-	onPut    func() // called after every Put, outside the lock (nil: none)
+	// held lowers the bound to maxBytes/heldShare while the engine holds
+	// this queue's records back: what it would queue then only waits, on
+	// the Go heap.
+	held  bool
+	onPut func() // called after every Put, outside the lock (nil: none)
 }
+
+// heldShare is the part of its bound a held queue fills (Hold).
+const heldShare = 8
 
 // NewQueue returns a queue bounded to maxBytes of queued data; onPut, if
 // not nil, is called after every Put (it must not block).
@@ -59,7 +66,7 @@ func (q *Queue) Put(ctx context.Context, it record.Item) error {
 	sz := size(&it)
 	for {
 		q.mu.Lock()
-		if q.n == 0 || q.bytes+sz <= q.maxBytes {
+		if q.n == 0 || q.bytes+sz <= q.boundLocked() {
 			q.push(&it)
 			q.bytes += sz
 			q.mu.Unlock()
@@ -75,6 +82,29 @@ func (q *Queue) Put(ctx context.Context, it record.Item) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+func (q *Queue) boundLocked() int {
+	if q.held {
+		return q.maxBytes / heldShare
+	}
+	return q.maxBytes
+}
+
+// Hold lowers the queue's bound while on (to an eighth): the engine holds
+// these records back (too many recordings in progress), so producers wait
+// with less queued. Off restores the bound and wakes them.
+func (q *Queue) Hold(on bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.held == on {
+		return
+	}
+	q.held = on
+	if !on {
+		close(q.notFull)
+		q.notFull = make(chan struct{})
 	}
 }
 

@@ -109,3 +109,32 @@ func BenchmarkQueuePutTake(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// A held queue takes an eighth of its bound; releasing it lets the
+// waiting producer in without a Take.
+func TestQueueHoldLowersTheBound(t *testing.T) {
+	per := 100 + itemOverhead
+	q := NewQueue(16*per, nil)
+	ctx := context.Background()
+	q.Hold(true)
+	for i := 0; i < 2; i++ {
+		require.NoError(t, q.Put(ctx, item(i, 100)))
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, q.Put(short, item(2, 100)), context.DeadlineExceeded, "held: full at 2 of 16")
+
+	done := make(chan error, 1)
+	go func() { done <- q.Put(ctx, item(2, 100)) }()
+	q.Hold(false)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the producer still waits after the hold ended")
+	}
+	for i := 3; i < 16; i++ {
+		require.NoError(t, q.Put(ctx, item(i, 100)), "the whole bound again")
+	}
+	assert.Equal(t, 16, q.Len())
+}

@@ -167,3 +167,27 @@ func TestManySessionsStayBounded(t *testing.T) {
 	assert.LessOrEqual(t, peak, maxActiveSessions+250, "sessions in the state stay bounded (one callback may announce ~200 more)")
 	t.Logf("peak sessions in the state: %d", peak)
 }
+
+// A recording starts streaming once Fluent Bit takes the audit event that
+// announces it, not a commit_delay later; its positions still commit only
+// after the announcement's, so a kill -9 before that brings both again.
+func TestRecordingStreamsBeforeItsAnnouncementCommits(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.SkipSessionTypes = nil
+	h.cfg.CommitDelay = time.Hour // nothing commits in this test's first run
+	audit, recs := auditAndRecordings(h, 2, 30)
+
+	e := h.start()
+	got := drain(t, e, len(audit)+4+len(recs), true)
+	assert.True(t, isSubset(got, recs), "every recording event handed over before any commit")
+	e.mu.Lock()
+	assert.Empty(t, e.committed.Sessions, "the announcements are not committed")
+	e.mu.Unlock()
+
+	crash(e)
+	h.cfg.CommitDelay = 20 * time.Millisecond
+	e = h.start()
+	again := drain(t, e, len(audit)+4+len(recs), true)
+	require.NoError(t, shutdown(e))
+	assert.ElementsMatch(t, got, again, "after kill -9 the announcements and their recordings all come again")
+}

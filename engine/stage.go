@@ -30,9 +30,16 @@ const stageStep = 1 << 20
 type stage struct {
 	buf   []byte        // Alloc'd on the first record; records are buf[:n]
 	n     int           // bytes of records
-	items []record.Item // positions, announcements, failures and markers; Data dropped
-	last  map[mergeKey]int
-	count batch // the records staged, for progress and metrics
+	items []record.Item // positions, failures and markers; Data dropped
+	// announces are the recordings the staged audit events announce, in
+	// order. They touch no cursor, and a recording's own positions come in
+	// callbacks after its announcement's, so a commit applies them first.
+	// Kept apart, 48 bytes each instead of an Item's 224: a backlog
+	// announces a recording every few events, and a callback's stay on
+	// the Go heap for commit_delay after Fluent Bit takes them.
+	announces []cursor.Announce
+	last      map[mergeKey]int
+	count     batch // the records staged, for progress and metrics
 	// sessions counts the items that came from the recordings' queue: while
 	// any wait here, the export is not caught up.
 	sessions int
@@ -88,11 +95,17 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 	if mergeable && (it.Announce != nil || it.Failure != nil) {
 		// What an audit event announces (a recording) or records (a failed
 		// login) touches no cursor, and is applied at the same commit as
-		// the event's position: it goes alone, in order with the others,
-		// and the position merges with its chunk's. A backlog announces a
+		// the event's position: it goes apart (announcements) or alone, in
+		// order with the others (failures), and the position merges with
+		// its chunk's. A backlog announces a
 		// recording every few events; each would otherwise start a new run
 		// of that chunk's positions, twice the items on the Go heap.
-		s.items = append(s.items, record.Item{Announce: it.Announce, Failure: it.Failure})
+		if it.Announce != nil {
+			s.announces = append(s.announces, *it.Announce)
+		}
+		if it.Failure != nil {
+			s.items = append(s.items, record.Item{Failure: it.Failure})
+		}
 		it.Announce, it.Failure = nil, nil
 	}
 	plain := mergeable && it.Announce == nil && it.Failure == nil
@@ -130,7 +143,9 @@ func (e *Engine) stageLocked(step int) bool {
 		qs[0], qs[1] = qs[1], qs[0]
 	}
 	e.flip = !e.flip
-	// Announcements staged, or taken by Fluent Bit and not committed yet, count too.
+	// Announcements staged, or returned and not taken yet, count too (a
+	// recording starts, and so counts as busy, once Fluent Bit takes its
+	// announcement).
 	if e.sessions.Busy()+e.stage.count.announces+e.unsettledAnnounces() >= maxActiveSessions {
 		// Recordings announced faster than they are exported: hold audit
 		// events back until they catch up, so the state (rewritten at every
@@ -140,9 +155,11 @@ func (e *Engine) stageLocked(step int) bool {
 		// session.end waiting for the session.upload that comes later.
 		qs = [2]*Queue{e.sessQ, nil}
 	}
+	// Audit events held back only wait: fewer of them on the Go heap.
+	e.queue.Hold(qs[1] == nil)
 	moved := false
 	for _, q := range qs {
-		if q == nil || len(e.stage.items) >= e.maxStageItems() {
+		if q == nil || len(e.stage.items)+len(e.stage.announces) >= e.maxStageItems() {
 			continue
 		}
 		// Half the room at most per take: the other queue gets its turn,
@@ -163,8 +180,13 @@ func (e *Engine) stageLocked(step int) bool {
 		}
 		for i := range items {
 			it := &items[i]
-			if a := it.Announce; a != nil && e.committed.Sessions[a.SessionID] == nil {
-				e.stage.count.announces++ // a new recording, most likely
+			if a := it.Announce; a != nil && e.committed.Sessions[a.SessionID] == nil &&
+				(!a.ByEnd || !e.uploadsHanded && !e.committed.UploadsSeen) {
+				// A new recording, most likely. Not a session.end once the
+				// cluster sends session.upload: its upload announces the
+				// same recording (counted then), and until then it waits
+				// for it without counting as busy.
+				e.stage.count.announces++
 			}
 			e.stage.n += copy(e.stage.buf[e.stage.n:], it.Data)
 			e.stage.add(it, q == e.sessQ)
@@ -201,12 +223,12 @@ func (e *Engine) freeLocked(buf []byte) {
 
 // takeStageLocked ends the stage: its records, positions and counts go to
 // the caller, and a new empty stage begins.
-func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, count batch) {
+func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, announces []cursor.Announce, count batch) {
 	s := &e.stage
 	if len(s.ids) > 0 {
 		s.items = append(s.items, record.Item{IDs: s.ids})
 	}
-	buf, items, count = s.buf[:s.n], s.items, s.count
+	buf, items, announces, count = s.buf[:s.n], s.items, s.announces, s.count
 	if s.n == 0 {
 		e.freeLocked(s.buf)
 		buf = nil
@@ -215,7 +237,7 @@ func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, count batch
 	*s = stage{items: e.spare[:0], last: s.last}
 	e.spare = nil
 	e.signalStager()
-	return buf, items, count
+	return buf, items, announces, count
 }
 
 // signalStager wakes the stager: there is something to move, or room for it.

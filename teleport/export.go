@@ -52,6 +52,9 @@ type ExportSource struct {
 	ChunkMaxAttempts int
 	// Dedupe remembers recent events; nil hands every copy over.
 	Dedupe *Dedupe
+	// Wait is the wait between two polls once caught up, at most its d;
+	// nil sleeps d. The engine times it to Fluent Bit's callbacks.
+	Wait func(ctx context.Context, d time.Duration) error
 
 	nameless map[string]bool      // days with a nameless chunk already warned about
 	checked  map[string]time.Time // when each open day's list was last read
@@ -140,7 +143,11 @@ func (s *ExportSource) Run(ctx context.Context, st *cursor.Export, sink Sink) er
 		if err := sink.Put(ctx, record.Item{CaughtUp: true}); err != nil {
 			return err
 		}
-		if err := sleep(ctx, s.Poll); err != nil {
+		wait := sleep
+		if s.Wait != nil {
+			wait = s.Wait
+		}
+		if err := wait(ctx, s.Poll); err != nil {
 			return err
 		}
 	}
