@@ -195,7 +195,9 @@ func (e *Engine) commitLocked(hs []handover) {
 				e.auditCaughtUp = true
 			}
 			if it.IDs != nil {
-				e.committedIDs.add(it.IDs)
+				for _, h := range it.IDs {
+					e.committedIDs.Push(h)
+				}
 				e.memoryDirty = true
 			}
 			*it = record.Item{}

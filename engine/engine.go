@@ -117,7 +117,7 @@ type Engine struct {
 	// committed); committedIDs the committed ones, saved to the memory
 	// file every cursor.MemoryEvery and at Stop.
 	dedupe       *teleport.Dedupe
-	committedIDs idRing
+	committedIDs teleport.HashRing
 	exported     exportedSessions
 	memorySaved  time.Time
 	memoryDirty  bool

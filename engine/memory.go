@@ -8,33 +8,12 @@ import (
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/teleport"
 )
 
-// idRing keeps the hashes of the last committed audit events the bulk
-// export handed over: what the memory file holds for the next run, so an
-// event the Auth Service stored twice is dropped across a restart too.
-// Only committed ones: a hash of a record Fluent Bit may not have kept
-// would drop its second copy although the first is read again.
-type idRing struct {
-	buf  []uint64
-	next int
-	max  int
-}
-
-func (r *idRing) add(hs []uint64) {
-	for _, h := range hs {
-		if len(r.buf) < r.max {
-			r.buf = append(r.buf, h)
-			continue
-		}
-		r.buf[r.next] = h
-		r.next = (r.next + 1) % r.max
-	}
-}
-
-func (r *idRing) list() []uint64 {
-	out := make([]uint64, 0, len(r.buf))
-	out = append(out, r.buf[r.next:]...)
-	return append(out, r.buf[:r.next]...)
-}
+// committedIDs (a teleport.HashRing) keeps the hashes of the last
+// committed audit events the bulk export handed over: what the memory file
+// holds for the next run, so an event the Auth Service stored twice is
+// dropped across a restart too. Only committed ones: a hash of a record
+// Fluent Bit may not have kept would drop its second copy although the
+// first is read again.
 
 // loadMemoryLocked seeds the dedupe of the export source from the memory
 // file of the last run.
@@ -43,7 +22,9 @@ func (e *Engine) loadMemory() error {
 	if err != nil {
 		return err
 	}
-	e.committedIDs.add(m.Events)
+	for _, h := range m.Events {
+		e.committedIDs.Push(h)
+	}
 	e.dedupe.Add(m.Events)
 	for _, x := range m.Sessions {
 		e.exported.add(x.Hash, x.At, e.opts.Now(), e.cfg.ExportLateHorizon)
@@ -98,7 +79,7 @@ func (e *Engine) saveMemoryLocked(force bool) {
 		return
 	}
 	e.memorySaved = time.Now()
-	if err := e.store.SaveMemory(&cursor.Memory{Events: e.committedIDs.list(), Sessions: e.exported.order}); err != nil {
+	if err := e.store.SaveMemory(&cursor.Memory{Events: e.committedIDs.List(), Sessions: e.exported.order}); err != nil {
 		e.log.Warnf("cannot save %s: %s; events stored twice by the Auth Service may be handed over twice after a restart", e.store.MemoryPath(), logging.OneLine(err.Error()))
 		return
 	}
@@ -106,6 +87,6 @@ func (e *Engine) saveMemoryLocked(force bool) {
 }
 
 // newDedupe is the export source's memory of recent events.
-func newDedupe() (*teleport.Dedupe, idRing) {
-	return &teleport.Dedupe{Max: teleport.DefaultDedupeEvents}, idRing{max: teleport.DefaultDedupeEvents}
+func newDedupe() (*teleport.Dedupe, teleport.HashRing) {
+	return &teleport.Dedupe{Max: teleport.DefaultDedupeEvents}, teleport.HashRing{Max: teleport.DefaultDedupeEvents}
 }

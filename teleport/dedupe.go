@@ -13,14 +13,47 @@ import (
 // Each remembered event costs 8 bytes in a ring and about 40 in a map.
 const DefaultDedupeEvents = 100_000
 
+// HashRing keeps the last Max hashes added (a Max of 0 keeps
+// DefaultDedupeEvents), oldest overwritten first.
+type HashRing struct {
+	Max  int
+	buf  []uint64
+	next int
+}
+
+// Push adds h; when the ring was full it returns the hash h replaced.
+func (r *HashRing) Push(h uint64) (evicted uint64, full bool) {
+	max := r.Max
+	if max <= 0 {
+		max = DefaultDedupeEvents
+	}
+	if len(r.buf) < max {
+		r.buf = append(r.buf, h)
+		return 0, false
+	}
+	evicted = r.buf[r.next]
+	r.buf[r.next] = h
+	r.next = (r.next + 1) % max
+	return evicted, true
+}
+
+// List returns the hashes kept, oldest first.
+func (r *HashRing) List() []uint64 {
+	out := make([]uint64, 0, len(r.buf))
+	out = append(out, r.buf[r.next:]...)
+	return append(out, r.buf[:r.next]...)
+}
+
+// Len is how many hashes are kept.
+func (r *HashRing) Len() int { return len(r.buf) }
+
 // Dedupe remembers the hashes of the last Max events handed over (or
 // queued to be). Safe for concurrent use.
 type Dedupe struct {
 	Max int
 
 	mu   sync.Mutex
-	ring []uint64
-	next int
+	ring HashRing
 	set  map[uint64]struct{}
 }
 
@@ -61,19 +94,12 @@ func (d *Dedupe) Add(hs []uint64) {
 }
 
 func (d *Dedupe) addLocked(h uint64) {
-	max := d.Max
-	if max <= 0 {
-		max = DefaultDedupeEvents
-	}
 	if d.set == nil {
 		d.set = make(map[uint64]struct{})
 	}
-	if len(d.ring) < max {
-		d.ring = append(d.ring, h)
-	} else {
-		delete(d.set, d.ring[d.next])
-		d.ring[d.next] = h
-		d.next = (d.next + 1) % max
+	d.ring.Max = d.Max
+	if old, full := d.ring.Push(h); full {
+		delete(d.set, old)
 	}
 	d.set[h] = struct{}{}
 }
@@ -82,14 +108,12 @@ func (d *Dedupe) addLocked(h uint64) {
 func (d *Dedupe) Recent() []uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]uint64, 0, len(d.ring))
-	out = append(out, d.ring[d.next:]...)
-	return append(out, d.ring[:d.next]...)
+	return d.ring.List()
 }
 
 // Len is how many hashes are remembered.
 func (d *Dedupe) Len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.ring)
+	return d.ring.Len()
 }
