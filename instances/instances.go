@@ -217,13 +217,24 @@ func (r *Registry) ByThread(thread uint64) *Instance {
 }
 
 func (r *Registry) byThreadLocked(thread uint64) *Instance {
+	if o := r.initThreadLocked(thread); o != nil {
+		return o
+	}
+	if len(r.list) == 1 {
+		return r.list[0]
+	}
+	return nil
+}
+
+// initThreadLocked is the input whose Init ran on thread, or nil. Pause and
+// Resume use it alone: charged by the number of inputs at that moment, a
+// pause and its resume could land on different marks and hold an input
+// paused for good.
+func (r *Registry) initThreadLocked(thread uint64) *Instance {
 	for _, o := range r.list {
 		if o.Thread == thread {
 			return o
 		}
-	}
-	if len(r.list) == 1 {
-		return r.list[0]
 	}
 	return nil
 }
@@ -236,7 +247,7 @@ func (r *Registry) Pause(thread uint64) {
 	defer r.ctl.Unlock()
 	r.mu.Lock()
 	var todo []Engine
-	if in := r.byThreadLocked(thread); in != nil {
+	if in := r.initThreadLocked(thread); in != nil {
 		in.ownPaused = true
 		todo = append(todo, in.engine)
 	} else {
@@ -261,7 +272,7 @@ func (r *Registry) Resume(thread uint64) {
 	defer r.ctl.Unlock()
 	r.mu.Lock()
 	var todo []Engine
-	if in := r.byThreadLocked(thread); in != nil {
+	if in := r.initThreadLocked(thread); in != nil {
 		in.ownPaused = false
 		if !in.pausedUnknown {
 			todo = append(todo, in.engine)
@@ -302,7 +313,7 @@ func (r *Registry) Drained(in *Instance) {
 	if !r.checkDrainedLocked() && in.Log != nil {
 		waiting := 0
 		for _, o := range r.list {
-			if !o.drained {
+			if o.ExitOnLastEvent && !o.drained {
 				waiting++
 			}
 		}
@@ -314,8 +325,10 @@ func (r *Registry) checkDrainedLocked() bool {
 	if len(r.list) == 0 || r.exiting {
 		return r.exiting
 	}
+	// Inputs without exit_on_last_event never drain: they keep polling,
+	// and the ones that asked for it stop Fluent Bit once all of them are.
 	for _, o := range r.list {
-		if !o.drained {
+		if o.ExitOnLastEvent && !o.drained {
 			return false
 		}
 	}

@@ -243,13 +243,16 @@ func TestEngineCallbacksDoNotDeadlock(t *testing.T) {
 	assert.Equal(t, 2, e.pauses)
 }
 
-// exit_on_last_event stops Fluent Bit once every input is drained, once.
+// exit_on_last_event stops Fluent Bit once every input that set it is
+// drained, once; an input without it (it never drains) does not hold the
+// exit back.
 func TestExitOnceEveryInputIsDrained(t *testing.T) {
 	var buf bytes.Buffer
 	exits := 0
 	r := &Registry{ExitAll: func() { exits++ }}
-	prod, _ := admit(t, r, Admission{Thread: 1, CtxABI: true, Name: "prod", Storage: "/s/prod", Log: logging.New(&buf, "input:teleport")})
-	staging, _ := admit(t, r, Admission{Thread: 2, CtxABI: true, Name: "staging", Storage: "/s/staging"})
+	prod, _ := admit(t, r, Admission{Thread: 1, CtxABI: true, Name: "prod", Storage: "/s/prod", ExitOnLastEvent: true, Log: logging.New(&buf, "input:teleport")})
+	staging, _ := admit(t, r, Admission{Thread: 2, CtxABI: true, Name: "staging", Storage: "/s/staging", ExitOnLastEvent: true})
+	admit(t, r, Admission{Thread: 3, CtxABI: true, Name: "live", Storage: "/s/live"})
 	r.Drained(prod)
 	assert.Zero(t, exits)
 	assert.Contains(t, buf.String(), "[input:teleport:prod] exit_on_last_event: this input is drained; Fluent Bit is asked to stop once the other 1 teleport input(s) are too")
@@ -258,6 +261,18 @@ func TestExitOnceEveryInputIsDrained(t *testing.T) {
 	r.Drained(staging)
 	r.Remove(prod)
 	assert.Equal(t, 1, exits)
+}
+
+// A pause and its resume from a thread of no input hold and release every
+// input alike, whether inputs come or go in between.
+func TestUnknownThreadPauseIsLiftedByItsResume(t *testing.T) {
+	r := &Registry{}
+	_, a := admit(t, r, Admission{Thread: 1, CtxABI: true, Name: "a", Storage: "/s/a"})
+	r.Pause(9) // one input: still an unknown thread's pause
+	_, b := admit(t, r, Admission{Thread: 2, CtxABI: true, Name: "b", Storage: "/s/b"})
+	r.Resume(9)
+	assert.Equal(t, a.pauses, a.resumes, "input a is not left paused")
+	assert.Zero(t, b.pauses)
 }
 
 // Log lines name their input once there are several; the memory limit is
