@@ -57,8 +57,11 @@ type backendSpec struct {
 }
 
 var backendSpecs = map[string]backendSpec{
-	BackendDynamo:    {unit: int64(time.Second), hashOrder: true, defLimit: MaxSearchLimit, lag: 500 * time.Millisecond},
-	BackendFirestore: {unit: int64(time.Second), hashOrder: true, defLimit: MaxSearchLimit},
+	// Every backend sits behind events.AuditLog (lib/service/service.go,
+	// initAuthService), whose SearchUnstructuredEvents (lib/events/auditlog.go)
+	// makes a limit <= 0 500 and refuses one above 10,000.
+	BackendDynamo:    {unit: int64(time.Second), hashOrder: true, defLimit: 500, maxLimit: MaxSearchLimit, lag: 500 * time.Millisecond},
+	BackendFirestore: {unit: int64(time.Second), hashOrder: true, defLimit: 500, maxLimit: MaxSearchLimit},
 	BackendAthena:    {unit: int64(time.Millisecond), defLimit: 500, maxLimit: MaxSearchLimit, lag: time.Minute},
 	BackendPostgres:  {unit: int64(time.Microsecond), defLimit: 500, maxLimit: MaxSearchLimit},
 	BackendFile:      {unit: 1, defLimit: 500, maxLimit: MaxSearchLimit},

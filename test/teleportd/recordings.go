@@ -337,11 +337,12 @@ func (s *Server) serveRecording(ctx context.Context, sid string, start int64, se
 	}
 	r.callsSid[sid]++
 	r.mu.Unlock()
-	s.recordingAccessed(sid, callerUser(ctx))
-
 	if err := s.checkAccess(ctx, rightReadSessions); err != nil {
 		return err
 	}
+	// After the access check, as ServerWithRoles.StreamSessionEvents
+	// (lib/auth/auth_with_roles.go) emits it; NotFound answers included.
+	s.recordingAccessed(sid, callerUser(ctx))
 	notFound := func() error {
 		r.notFound.Add(1)
 		return status.Errorf(codes.NotFound, "session recording %q is not found", sid)
