@@ -2,12 +2,11 @@ package teleportd
 
 import (
 	"strconv"
-
-	"github.com/google/uuid"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -151,27 +150,27 @@ func parseAthenaCursor(cur string, n int) (int, bool) {
 // RemoveChunk makes a chunk vanish (NotFound for listing and export), as
 // when its file is removed after being listed; RestoreChunk brings it back.
 func (s *Server) RemoveChunk(name string) {
-	s.athenaFault(name, func(a *athenaState) { a.removed[name] = true })
+	s.athenaFault(func(a *athenaState) { a.removed[name] = true })
 }
 
 // RestoreChunk undoes RemoveChunk.
 func (s *Server) RestoreChunk(name string) {
-	s.athenaFault(name, func(a *athenaState) { delete(a.removed, name) })
+	s.athenaFault(func(a *athenaState) { delete(a.removed, name) })
 }
 
 // RejectCursors makes every cursor of a chunk invalid (InvalidArgument, as
 // Teleport's trace.BadParameter for a cursor it cannot decode); AcceptCursors
 // undoes it.
 func (s *Server) RejectCursors(name string) {
-	s.athenaFault(name, func(a *athenaState) { a.rejects[name] = true })
+	s.athenaFault(func(a *athenaState) { a.rejects[name] = true })
 }
 
 // AcceptCursors undoes RejectCursors.
 func (s *Server) AcceptCursors(name string) {
-	s.athenaFault(name, func(a *athenaState) { delete(a.rejects, name) })
+	s.athenaFault(func(a *athenaState) { delete(a.rejects, name) })
 }
 
-func (s *Server) athenaFault(_ string, f func(*athenaState)) {
+func (s *Server) athenaFault(f func(*athenaState)) {
 	a := s.store.athena
 	if a == nil {
 		panic("teleportd: an Athena fault on a server without Backend athena")

@@ -52,8 +52,7 @@ type backendSpec struct {
 	// limits: a request's limit <= 0 means defLimit; above maxLimit it is
 	// refused (0 = capped instead).
 	defLimit, maxLimit int
-	// keyAtFull: a full page carries a key even when nothing follows.
-	lag time.Duration // default visibility lag
+	lag                time.Duration // default visibility lag
 }
 
 var backendSpecs = map[string]backendSpec{
