@@ -130,6 +130,7 @@ func (e *Engine) commitLocked(hs []handover) {
 	dirty := false
 	var b batch
 	var announced []string
+	seen := map[string]struct{}{}
 	announce := func(a *cursor.Announce) {
 		if e.exported.has(a.SessionID, e.opts.Now(), e.cfg.ExportLateHorizon) {
 			e.log.Debugf("session %s: announced again (%s) after its recording was exported; not exported again", a.SessionID, map[bool]string{true: "session.end", false: "session.upload"}[a.ByEnd])
@@ -148,7 +149,9 @@ func (e *Engine) commitLocked(hs []handover) {
 			// Once per batch: a session.end and its session.upload
 			// often come together, and the recording may be exported
 			// (and forgotten) between two Adds.
-			if !slices.Contains(announced, a.SessionID) {
+			// A set: a callback announces thousands of recordings.
+			if _, ok := seen[a.SessionID]; !ok {
+				seen[a.SessionID] = struct{}{}
 				announced = append(announced, a.SessionID)
 			}
 		}

@@ -33,7 +33,7 @@ func (e *Engine) loadMemory() error {
 }
 
 // maxExported bounds the recordings remembered as exported (16 bytes each
-// in the memory file, about 60 in memory).
+// in the memory file, about 26 in memory).
 const maxExported = 100_000
 
 // exportedSessions remembers the recordings exported lately, so that one
@@ -42,34 +42,39 @@ const maxExported = 100_000
 // bound) is not exported again. Remembered for export_late_horizon, at
 // most maxExported, oldest forgotten first.
 type exportedSessions struct {
-	at    map[uint64]time.Time
-	order []cursor.SessionMemory
+	set teleport.HashSet
+	at  []int64 // Unix nanoseconds, by position in set
 }
 
 func sessionHash(id string) uint64 { return teleport.EventHash([]byte(id)) }
 
 func (x *exportedSessions) add(h uint64, at, now time.Time, keep time.Duration) {
-	if x.at == nil {
-		x.at = make(map[uint64]time.Time)
-	}
-	if _, ok := x.at[h]; ok || now.Sub(at) > keep {
+	if now.Sub(at) > keep || x.set.Has(h) {
 		return
 	}
-	x.at[h] = at
-	x.order = append(x.order, cursor.SessionMemory{Hash: h, At: at})
-	n := 0
-	for n < len(x.order) && (len(x.order)-n > maxExported || now.Sub(x.order[n].At) > keep) {
-		delete(x.at, x.order[n].Hash)
-		n++
+	x.set.Max = maxExported
+	if x.at == nil {
+		x.at = make([]int64, maxExported)
 	}
-	if n > 0 {
-		x.order = append(x.order[:0], x.order[n:]...)
+	pos, _ := x.set.Add(h)
+	x.at[pos] = at.UnixNano()
+	for p := x.set.Oldest(); p >= 0 && now.Sub(time.Unix(0, x.at[p])) > keep; p = x.set.Oldest() {
+		x.set.DropOldest()
 	}
 }
 
 func (x *exportedSessions) has(id string, now time.Time, keep time.Duration) bool {
-	at, ok := x.at[sessionHash(id)]
-	return ok && now.Sub(at) <= keep
+	p := x.set.Index(sessionHash(id))
+	return p >= 0 && now.Sub(time.Unix(0, x.at[p])) <= keep
+}
+
+// list is what the memory file keeps, oldest first.
+func (x *exportedSessions) list() []cursor.SessionMemory {
+	out := make([]cursor.SessionMemory, 0, x.set.Len())
+	x.set.Positions(func(p int) {
+		out = append(out, cursor.SessionMemory{Hash: x.set.At(p), At: time.Unix(0, x.at[p]).UTC()})
+	})
+	return out
 }
 
 // saveMemoryLocked writes the memory file when due (or now with force).
@@ -79,7 +84,7 @@ func (e *Engine) saveMemoryLocked(force bool) {
 		return
 	}
 	e.memorySaved = time.Now()
-	if err := e.store.SaveMemory(&cursor.Memory{Events: e.committedIDs.List(), Sessions: e.exported.order}); err != nil {
+	if err := e.store.SaveMemory(&cursor.Memory{Events: e.committedIDs.List(), Sessions: e.exported.list()}); err != nil {
 		e.log.Warnf("cannot save %s: %s; events stored twice by the Auth Service may be handed over twice after a restart", e.store.MemoryPath(), logging.OneLine(err.Error()))
 		return
 	}

@@ -10,7 +10,7 @@ import (
 // once, so an event whose batch was written but not acknowledged (a failed
 // delete, a visibility timeout, a lock failover) is written again in a
 // later chunk of the same date, usually within a few batches (minutes).
-// Each remembered event costs 8 bytes in a ring and about 40 in a map.
+// Each remembered event costs about 16 bytes (HashSet).
 const DefaultDedupeEvents = 100_000
 
 // HashRing keeps the last Max hashes added (a Max of 0 keeps
@@ -52,9 +52,8 @@ func (r *HashRing) Len() int { return len(r.buf) }
 type Dedupe struct {
 	Max int
 
-	mu   sync.Mutex
-	ring HashRing
-	set  map[uint64]struct{}
+	mu  sync.Mutex
+	set HashSet
 }
 
 // EventHash is the hash Dedupe keeps for an event id (never 0: 0 means
@@ -75,45 +74,31 @@ func EventHash(id []byte) uint64 {
 func (d *Dedupe) Seen(h uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.set[h]; ok {
-		return true
-	}
-	d.addLocked(h)
-	return false
+	d.set.Max = d.Max
+	_, added := d.set.Add(h)
+	return !added
 }
 
 // Add remembers hs (a previous run's), oldest first.
 func (d *Dedupe) Add(hs []uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.set.Max = d.Max
 	for _, h := range hs {
-		if _, ok := d.set[h]; !ok {
-			d.addLocked(h)
-		}
+		d.set.Add(h)
 	}
-}
-
-func (d *Dedupe) addLocked(h uint64) {
-	if d.set == nil {
-		d.set = make(map[uint64]struct{})
-	}
-	d.ring.Max = d.Max
-	if old, full := d.ring.Push(h); full {
-		delete(d.set, old)
-	}
-	d.set[h] = struct{}{}
 }
 
 // Recent returns the hashes remembered, oldest first.
 func (d *Dedupe) Recent() []uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.ring.List()
+	return d.set.List()
 }
 
 // Len is how many hashes are remembered.
 func (d *Dedupe) Len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.ring.Len()
+	return d.set.Len()
 }

@@ -83,15 +83,20 @@ func (r *hostRun) scrape() (audit, session int64, err error) {
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
+	// Labels in any order: every series also carries a cluster label.
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		l := sc.Text()
-		if v, ok := strings.CutPrefix(l, `teleport_fluent_bit_events_handed_over_total{class="audit"} `); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			audit = int64(f)
+		rest, ok := strings.CutPrefix(l, "teleport_fluent_bit_events_handed_over_total{")
+		labels, v, ok2 := strings.Cut(rest, "} ")
+		if !ok || !ok2 {
+			continue
 		}
-		if v, ok := strings.CutPrefix(l, `teleport_fluent_bit_events_handed_over_total{class="session"} `); ok {
-			f, _ := strconv.ParseFloat(v, 64)
+		f, _ := strconv.ParseFloat(v, 64)
+		switch {
+		case strings.Contains(labels, `class="audit"`):
+			audit = int64(f)
+		case strings.Contains(labels, `class="session"`):
 			session = int64(f)
 		}
 	}
