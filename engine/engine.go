@@ -333,6 +333,7 @@ func (e *Engine) run(work *cursor.State) {
 	}()
 
 	filter := teleport.NewFilter(e.cfg.Types, e.cfg.SkipEventTypes, work.StartTime)
+	filter.LoginFailures = e.cfg.LockEnabled
 	for e.ctx.Err() == nil {
 		switch work.Mode {
 		case cursor.ModeSearch:

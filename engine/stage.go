@@ -116,6 +116,17 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 			return
 		}
 	}
+	if it.Pos.Kind == cursor.PosSessionDone && !it.CaughtUp && it.Announce == nil && it.Failure == nil {
+		// A recording's end supersedes its run of positions (the commit
+		// forgets the recording): one item, not two, per recording
+		// finished in the callback.
+		if i, ok := s.last[k]; ok {
+			s.items[i].Pos = it.Pos
+			s.items[i].Time = it.Time
+			delete(s.last, k)
+			return
+		}
+	}
 	s.items = append(s.items, *it)
 	if !keyed {
 		return

@@ -111,6 +111,15 @@ func TestStageMergedPositionsCommitTheSameState(t *testing.T) {
 		got := apply(base(), append(merged, sg.items...))
 		require.Equal(t, want, got, "seed %d", seed)
 		assert.LessOrEqual(t, len(sg.items), len(all))
+		for k := 0; k < 3; k++ {
+			n := 0
+			for i := range sg.items {
+				if sg.items[i].Pos.ID == fmt.Sprintf("sess-%d", k) {
+					n++
+				}
+			}
+			assert.LessOrEqual(t, n, 1, "seed %d: a recording's positions and its end are one item", seed)
+		}
 		assert.Equal(t, records, sg.count.audit+sg.count.session, "seed %d: every record counted", seed)
 		for i := range sg.items {
 			assert.Nil(t, sg.items[i].Data, "a staged item keeps no data")

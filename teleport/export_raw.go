@@ -342,7 +342,9 @@ func encodeRaw(e *rawEvent, f *Filter, log *logging.Logger, sl *slab) (it record
 	case sessionUpload, sessionEnd:
 		it.Announce = announce(typ, t, body(), f)
 	case userLogin:
-		it.Failure = loginFailure(t, body())
+		if f.LoginFailures {
+			it.Failure = loginFailure(t, body())
+		}
 	}
 	return it, true
 }

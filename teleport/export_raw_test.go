@@ -105,7 +105,9 @@ func TestEncodeRawMatchesEncode(t *testing.T) {
 	filters := []*Filter{
 		NewFilter(nil, []string{"app.session.chunk"}, start),
 		NewFilter([]string{"role.created", "session.upload", "user.login", "session.end", "cert.create", "app.session.chunk", ""}, nil, start),
+		NewFilter(nil, nil, start),
 	}
+	filters[2].LoginFailures = true // lock_enabled
 	for name, e := range cases {
 		frame, err := proto.Marshal(&auditlogpb.ExportEventUnstructured{Event: e, Cursor: "cur-" + name})
 		require.NoError(t, err)
@@ -117,6 +119,10 @@ func TestEncodeRawMatchesEncode(t *testing.T) {
 			require.NoError(t, err, name)
 			assert.Equal(t, "cur-"+name, cur, name)
 			sameItem(t, want, got, name, fi)
+			if name == "login failed" {
+				// Failed logins are read only for lock_enabled.
+				assert.Equal(t, f.LoginFailures, got.Failure != nil, "filter %d", fi)
+			}
 		}
 	}
 

@@ -6,6 +6,11 @@ import "time"
 // bulk export and the search path, so both export exactly the same events
 // (the Event Handler ignored `types` on its bulk path).
 type Filter struct {
+	// LoginFailures asks for the failed logins of user.login events
+	// (Item.Failure: lock_enabled counts them); without it they are not
+	// decoded, nor carried to the commit.
+	LoginFailures bool
+
 	types map[string]bool // empty: every type
 	skip  map[string]bool
 	start time.Time

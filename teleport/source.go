@@ -70,7 +70,9 @@ func encode(ev *auditlogpb.EventUnstructured, f *Filter, log *logging.Logger) re
 	case sessionUpload, sessionEnd:
 		it.Announce = announce(typ, t, body, f)
 	case userLogin:
-		it.Failure = loginFailure(t, body)
+		if f.LoginFailures {
+			it.Failure = loginFailure(t, body)
+		}
 	}
 	return it
 }
