@@ -397,6 +397,7 @@ func (s *SessionSource) stream(ctx context.Context, j *job, sink Sink) (got int,
 	}
 	defer s.slabs.Put(sl)
 	recv := s.openFallback(ctx, j.id, from, sl)
+	skipped := 0
 	for {
 		idx, it, err := recv()
 		if errors.Is(err, io.EOF) {
@@ -414,14 +415,30 @@ func (s *SessionSource) stream(ctx context.Context, j *job, sink Sink) (got int,
 		// An event out of index order is exported too, but the resume
 		// point never moves back.
 		next := max(j.next, idx+1)
+		got++
+		if it.Data == nil {
+			// Skipped (skip_session_types: most of a recording's events
+			// are print events). Its position alone is queued only now and
+			// then: the next record, or the recording's end, carries it;
+			// after a restart at most skippedPositionEvery are read again.
+			skipped++
+			if skipped < skippedPositionEvery {
+				j.next = next
+				continue
+			}
+		}
+		skipped = 0
 		it.Pos = cursor.Pos{Kind: cursor.PosSession, ID: j.id, Index: next}
 		if err := sink.Put(ctx, it); err != nil {
 			return got, false, err
 		}
 		j.next = next
-		got++
 	}
 }
+
+// skippedPositionEvery is how many skipped recording events in a row go by
+// before their position is queued on its own.
+const skippedPositionEvery = 1024
 
 func (s *SessionSource) encode(ev *auditlogpb.EventUnstructured, sid string) record.Item {
 	body := ev.GetUnstructured()

@@ -100,24 +100,27 @@ func TestRawSessionMatchesTypedSession(t *testing.T) {
 
 	s.GenerateRecording("sess-a", 3000, 7)
 	items := same("sess-a", 0)
-	require.Len(t, items, 3000+1, "every event and the end")
-	assert.Equal(t, cursor.Pos{Kind: cursor.PosSessionDone, ID: "sess-a"}, items[3000].Pos)
-	assert.Equal(t, int64(3000), items[2999].Pos.Index)
-	records := 0
-	for _, it := range items {
-		if it.Data != nil {
-			records++
-			_, body, _, err := record.Decode(it.Data)
-			require.NoError(t, err)
-			require.Equal(t, "sess-a", body[record.SessionIDField])
+	end := len(items) - 1
+	assert.Equal(t, cursor.Pos{Kind: cursor.PosSessionDone, ID: "sess-a"}, items[end].Pos, "the end last")
+	records, fromHalf := 0, 0
+	for _, it := range items[:end] {
+		// Skipped events are not queued: their positions ride on the
+		// next record (runs shorter than skippedPositionEvery).
+		require.NotNil(t, it.Data, "only records before the end")
+		records++
+		if it.Pos.Index > 1500 {
+			fromHalf++
 		}
+		_, body, _, err := record.Decode(it.Data)
+		require.NoError(t, err)
+		require.Equal(t, "sess-a", body[record.SessionIDField])
 	}
 	assert.Greater(t, records, 2000, "resize events are skipped, the rest kept")
 	assert.Less(t, records, 3000)
 
 	resumed := same("sess-a", 1500)
-	require.Len(t, resumed, 1500+1)
-	assert.Equal(t, int64(1501), resumed[0].Pos.Index)
+	require.Len(t, resumed, fromHalf+1, "the records from event 1500 on, and the end")
+	assert.Equal(t, items[len(items)-fromHalf-1:], resumed, "the same records as the whole stream's")
 
 	// Errors are the typed client's: a missing recording is NotFound, a
 	// broken stream a plain error after the events it delivered.
@@ -130,14 +133,42 @@ func TestRawSessionMatchesTypedSession(t *testing.T) {
 		assert.Empty(t, got, name)
 
 		s.SetRecordingBreakAfter("sess-b", 30, 1)
-		got, done, err = run(api, "sess-b", 0)
+		c := &collect{}
+		src := &SessionSource{API: api, Skip: []string{"resize"}, Log: quiet, Now: time.Now}
+		src.init()
+		j := &job{id: "sess-b"}
+		_, done, err = src.stream(ctx, j, c)
 		require.Error(t, err, name)
 		assert.False(t, isNotFound(err), name)
 		assert.False(t, done, name)
-		assert.Len(t, got, 30, name)
+		assert.Equal(t, int64(30), j.next, "%s: a retry resumes after the 30 events delivered", name)
+		require.NotEmpty(t, c.items, name)
+		assert.LessOrEqual(t, c.items[len(c.items)-1].Pos.Index, int64(30), name)
 
 		s.SetRecordingFailing("sess-b", codes.PermissionDenied, 1)
 		_, _, err = run(api, "sess-b", 0)
 		assert.Error(t, err, name)
 	}
+}
+
+// TestSkippedEventsQueueAPositionNowAndThen: a recording whose events are
+// all skipped (a long desktop recording, say) queues its position on its
+// own every skippedPositionEvery events, so a restart reads at most that
+// many again, and not one item per event.
+func TestSkippedEventsQueueAPositionNowAndThen(t *testing.T) {
+	s, clt := standIn(t)
+	s.GenerateRecording("sess-s", 5000, 3)
+	c := &collect{}
+	src := &SessionSource{API: clt, Log: quiet, Now: time.Now,
+		Skip: []string{"session.start", "session.end", "resize", "session.leave", "print", "desktop.recording"}}
+	src.init()
+	_, done, err := src.stream(context.Background(), &job{id: "sess-s"}, c)
+	require.NoError(t, err)
+	require.True(t, done)
+	require.Len(t, c.items, 5000/skippedPositionEvery+1)
+	for i, it := range c.items[:len(c.items)-1] {
+		assert.Nil(t, it.Data)
+		assert.Equal(t, int64((i+1)*skippedPositionEvery), it.Pos.Index)
+	}
+	assert.Equal(t, cursor.PosSessionDone, c.items[len(c.items)-1].Pos.Kind)
 }
