@@ -420,3 +420,12 @@ func (e *Engine) connect() Conn {
 func SoftMemoryLimit(cfg *conf.Config) int64 {
 	return int64(cfg.QueueBytes) + int64(cfg.CallbackBytes)/8 + 40<<20
 }
+
+// GCPercent is the plugin's GOGC: the Go heap grows to 1.5 times what is
+// live before a collection, not twice. Fluent Bit's process holds the
+// plugin's heap beside its own copies of every callback, and the heap's
+// high-water mark is most of what the plugin adds to Fluent Bit's RSS:
+// make bench, 1M events at 64M callbacks, peak RSS 169-184 -> 142-149 MB
+// for about twice as many (cheap) collections, 22 MB live on average.
+const GCPercent = 50
+

@@ -48,6 +48,9 @@ var (
 			if os.Getenv("GOMEMLIMIT") == "" {
 				debug.SetMemoryLimit(n)
 			}
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(engine.GCPercent)
+			}
 		},
 		// exit_on_last_event: Fluent Bit then pauses, flushes and exits 0,
 		// like on Ctrl-C.
