@@ -428,4 +428,3 @@ func SoftMemoryLimit(cfg *conf.Config) int64 {
 // make bench, 1M events at 64M callbacks, peak RSS 169-184 -> 142-149 MB
 // for about twice as many (cheap) collections, 22 MB live on average.
 const GCPercent = 50
-
