@@ -90,6 +90,9 @@ type Engine struct {
 	lastPause   time.Time
 	spare       []record.Item
 	stage       stage // the next callback's records
+	// recent are the sizes of the last callbacks (stageRoom).
+	recent     [stageRoomHistory]int
+	recentNext int
 	scratch     []record.Item
 	stageReady  chan struct{}
 	paused      bool

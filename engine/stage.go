@@ -175,7 +175,7 @@ func (e *Engine) stageLocked(step int) bool {
 		}
 		// Half the room at most per take: the other queue gets its turn,
 		// and the hold-back above is looked at again before the rest.
-		lim := min(step, max(e.cfg.CallbackBytes-e.stage.n, 0)/2+1)
+		lim := min(step, max(e.stageRoom()-e.stage.n, 0)/2+1)
 		items := e.scratch[:0]
 		if e.stage.n == 0 {
 			items = q.Take(items, lim)
@@ -206,6 +206,28 @@ func (e *Engine) stageLocked(step int) bool {
 		e.scratch = items[:0]
 	}
 	return moved
+}
+
+// Fluent Bit copies a callback into its ring buffer before it frees the
+// plugin's buffer, and again into a chunk, so its RSS peaks at about
+// three times the largest callback: one burst (the first seconds of a
+// backlog, before recordings pace the audit events) set the high-water mark
+// of a whole run. The stage's room follows the rate instead: half as much
+// again as the largest of the last stageRoomHistory callbacks, at least
+// minStageRoom, at most callback_bytes. A callback that fills it raises it
+// by half for the next one.
+const (
+	minStageRoom     = 8 << 20
+	stageRoomHistory = 4
+)
+
+// stageRoom is how many bytes of records the next callback may carry.
+func (e *Engine) stageRoom() int {
+	room := minStageRoom
+	for _, n := range e.recent {
+		room = max(room, n+n/2)
+	}
+	return min(room, e.cfg.CallbackBytes)
 }
 
 // maxStageItems bounds the positions a stage holds, like itemOverhead
@@ -240,6 +262,8 @@ func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, announces [
 		s.items = append(s.items, record.Item{IDs: s.ids})
 	}
 	buf, items, announces, count = s.buf[:s.n], s.items, s.announces, s.count
+	e.recent[e.recentNext] = s.n
+	e.recentNext = (e.recentNext + 1) % stageRoomHistory
 	if s.n == 0 {
 		e.freeLocked(s.buf)
 		buf = nil

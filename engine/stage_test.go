@@ -217,3 +217,66 @@ func TestStageAnnouncementsDoNotSplitPositions(t *testing.T) {
 	assert.Equal(t, []string{"99"}, positions, "the chunk's latest position, once")
 	assert.Equal(t, 100, sg.count.audit)
 }
+
+func TestStageRoomFollowsTheRate(t *testing.T) {
+	cases := []struct {
+		name   string
+		cb     int
+		recent [stageRoomHistory]int
+		want   int
+	}{
+		{"callback_bytes below the floor: all of it", 1000 << 10, [stageRoomHistory]int{}, 1000 << 10},
+		{"no callback yet: the floor", 64 << 20, [stageRoomHistory]int{}, minStageRoom},
+		{"a full callback raises it by half", 64 << 20, [stageRoomHistory]int{minStageRoom}, minStageRoom * 3 / 2},
+		{"the largest of the last ones", 64 << 20, [stageRoomHistory]int{1 << 20, 20 << 20, 2 << 20, 0}, 30 << 20},
+		{"small callbacks: the floor", 64 << 20, [stageRoomHistory]int{1 << 20, 2 << 20, 0, 3 << 20}, minStageRoom},
+		{"never past callback_bytes", 64 << 20, [stageRoomHistory]int{60 << 20}, 64 << 20},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.CallbackBytes = c.cb
+			e := &Engine{cfg: cfg, recent: c.recent}
+			assert.Equal(t, c.want, e.stageRoom())
+		})
+	}
+}
+
+// TestFirstCallbacksOfABacklogGrow: with a large callback_bytes, the first
+// callbacks of a backlog carry the floor, then half as much again, not all
+// of the first seconds' burst (Fluent Bit's RSS peaks at about three
+// callbacks).
+func TestFirstCallbacksOfABacklogGrow(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.CallbackBytes = 64 << 20
+	h.cfg.QueueBytes = 64 << 20
+	h.auth.add(start, 250*time.Millisecond, 300_000, "role.created") // ~45 MB of records
+	e := h.start()
+	defer func() { _ = shutdown(e) }()
+	var sizes []int
+	for len(sizes) < 3 {
+		// Let the stage fill up to its room: Fluent Bit calls once a second.
+		deadline := time.Now().Add(10 * time.Second)
+		for prev := -1; ; {
+			time.Sleep(100 * time.Millisecond)
+			e.mu.Lock()
+			n := e.stage.n
+			e.mu.Unlock()
+			if n == prev && n > 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the stage stays at %d bytes", n)
+			prev = n
+		}
+		b := e.Collect()
+		sizes = append(sizes, len(b))
+		uids(t, b) // whole records
+		e.Handed()
+	}
+	assert.LessOrEqual(t, sizes[0], minStageRoom)
+	assert.Greater(t, sizes[0], minStageRoom*7/8, "the first callback fills its room")
+	assert.LessOrEqual(t, sizes[1], sizes[0]*3/2)
+	assert.Greater(t, sizes[1], minStageRoom, "a full callback raises the room")
+	assert.LessOrEqual(t, sizes[2], sizes[1]*3/2)
+	assert.Greater(t, sizes[2], sizes[1])
+}

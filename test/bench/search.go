@@ -106,6 +106,7 @@ func bareSearch(ctx context.Context, clt *client.Client, from, to time.Time, lim
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		ferr     error
+		seen     = map[string]struct{}{}
 	)
 	day := func(lo, hi time.Time) {
 		key := ""
@@ -118,7 +119,17 @@ func bareSearch(ctx context.Context, clt *client.Client, from, to time.Time, lim
 				return
 			}
 			pages.Add(1)
-			n.Add(int64(len(evs)))
+			// Distinct events: a backend with ranges inclusive of whole
+			// seconds at both ends (DynamoDB) answers an event at a day's
+			// boundary in both days.
+			mu.Lock()
+			for _, ev := range evs {
+				if _, ok := seen[ev.GetId()]; !ok || ev.GetId() == "" {
+					seen[ev.GetId()] = struct{}{}
+					n.Add(1)
+				}
+			}
+			mu.Unlock()
 			if next == "" {
 				return
 			}
