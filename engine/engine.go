@@ -93,14 +93,14 @@ type Engine struct {
 	// recent are the sizes of the last callbacks (stageRoom).
 	recent     [stageRoomHistory]int
 	recentNext int
-	scratch     []record.Item
-	stageReady  chan struct{}
-	paused      bool
-	stopping    bool
-	stopped     bool
-	saveErr     error // the last save failed: hand nothing over until it works
-	drained     bool
-	wantExit    bool // exit_on_last_event: everything up to now is handed over
+	scratch    []record.Item
+	stageReady chan struct{}
+	paused     bool
+	stopping   bool
+	stopped    bool
+	saveErr    error // the last save failed: hand nothing over until it works
+	drained    bool
+	wantExit   bool // exit_on_last_event: everything up to now is handed over
 	// auditCaughtUp: an audit source's caught-up marker was handed over.
 	auditCaughtUp bool
 	// uploadsHanded: a session.upload was handed over (UploadsSeen, not
