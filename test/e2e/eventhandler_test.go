@@ -231,8 +231,11 @@ func TestImportEventHandler(t *testing.T) {
 					want = append(want, uid)
 				}
 			}
-			require.Greater(t, len(want), 100)
-			require.Greater(t, len(eh.sent), 100)
+			// How many the Event Handler sent, and how many come after its
+			// last, depend on the time of day (the stand-in's backlog ends
+			// now): some of each, always.
+			require.Greater(t, len(want), 10)
+			require.Greater(t, len(eh.sent), 10)
 			var resumed []string
 			for _, k := range r.recordingKeys([]string{half}, "print", "desktop.recording") {
 				var idx int
