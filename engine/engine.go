@@ -113,6 +113,7 @@ type Engine struct {
 	lastCollect   time.Time
 	collectPeriod time.Duration
 	pollWoke      time.Time // when the last timed poll began
+	pollAim       time.Time // the callback the last timed poll was aimed at
 	progress      progress
 	pendingBytes  int
 

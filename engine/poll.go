@@ -40,14 +40,8 @@ func (e *Engine) noteCollectLocked() {
 // (teleport.ExportSource.Wait): at most d, ending the last poll's
 // duration (plus a margin) before a callback when one is due within d.
 func (e *Engine) pollWait(ctx context.Context, d time.Duration) error {
-	now := e.opts.Now()
 	e.mu.Lock()
-	lead := pollMargin
-	if !e.pollWoke.IsZero() {
-		lead += now.Sub(e.pollWoke)
-	}
-	wait := alignedWait(now, e.lastCollect, e.collectPeriod, lead, d)
-	e.pollWoke = now.Add(wait)
+	wait := e.nextPollLocked(e.opts.Now(), d)
 	e.mu.Unlock()
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -59,26 +53,46 @@ func (e *Engine) pollWait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// alignedWait is how long to wait, at most d, so that a poll lasting lead
-// ends just before a callback: callbacks came every period, the last at
-// last. It waits d when no callback can be met within d, when the
-// callbacks are not steady (period zero) or have stopped (the last is more
-// than two periods old), or when lead is half a period or more.
-func alignedWait(now, last time.Time, period, lead, d time.Duration) time.Duration {
-	if period <= 0 || last.IsZero() || now.Sub(last) > 2*period || lead >= period/2 {
-		return d
+// nextPollLocked is pollWait's wait from now, at most d, and notes it.
+// A callback a poll was already timed to is not aimed at again: the poll
+// after a long one is short, so that callback still looks a few
+// milliseconds away, and a third poll would come just before it (each poll
+// lists today's and yesterday's chunks: S3 LIST requests on Athena).
+func (e *Engine) nextPollLocked(now time.Time, d time.Duration) time.Duration {
+	lead := pollMargin
+	if !e.pollWoke.IsZero() {
+		lead += now.Sub(e.pollWoke)
 	}
-	// The first callback at least lead from now, then the latest one
-	// within d of that start.
+	wait, aim := alignedWait(now, e.lastCollect, e.collectPeriod, lead, d, e.pollAim)
+	e.pollWoke = now.Add(wait)
+	if !aim.IsZero() {
+		e.pollAim = aim
+	}
+	return wait
+}
+
+// alignedWait is how long to wait, at most d, so that a poll lasting lead
+// ends just before a callback, and that callback (zero if none): callbacks
+// came every period, the last at last; the one at aimed (if any) a poll
+// was timed to already. It waits d when no callback can be met within d,
+// when the callbacks are not steady (period zero) or have stopped (the
+// last is more than two periods old), or when lead is half a period or
+// more.
+func alignedWait(now, last time.Time, period, lead, d time.Duration, aimed time.Time) (time.Duration, time.Time) {
+	if period <= 0 || last.IsZero() || now.Sub(last) > 2*period || lead >= period/2 {
+		return d, time.Time{}
+	}
+	// The first callback at least lead from now and not aimed at yet, then
+	// the latest one within d of that start.
 	c := last.Add(period)
-	for c.Sub(now) < lead {
+	for c.Sub(now) < lead || !aimed.IsZero() && c.Sub(aimed) < period/2 {
 		c = c.Add(period)
 	}
 	if c.Sub(now)-lead > d {
-		return d
+		return d, time.Time{}
 	}
 	for c.Add(period).Sub(now)-lead <= d {
 		c = c.Add(period)
 	}
-	return c.Sub(now) - lead
+	return c.Sub(now) - lead, c
 }
