@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
-	"github.com/teleport-fluent-bit/teleport-fluent-bit/record"
 )
 
 // listCounter is an Auth Service with no chunks that counts the reads of
@@ -37,10 +36,6 @@ func (l *listCounter) ExportUnstructuredEvents(context.Context, *auditlogpb.Expo
 func (l *listCounter) SearchUnstructuredEvents(context.Context, time.Time, time.Time, string, []string, int, types.EventOrder, string) ([]*auditlogpb.EventUnstructured, string, error) {
 	return nil, "", nil
 }
-
-type discardSink struct{}
-
-func (discardSink) Put(context.Context, record.Item) error { return nil }
 
 // The engine ends polls just before Fluent Bit's callbacks, which puts two
 // polls less than poll_interval apart at times: the recent days are read at
@@ -68,7 +63,7 @@ func TestRecentDaysAreReadAtEveryPoll(t *testing.T) {
 		},
 	}
 	st := &cursor.Export{NextDay: "2026-11-29"}
-	err := src.Run(context.Background(), st, discardSink{})
+	err := src.Run(context.Background(), st, &collect{})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, map[string]int{
 		"2026-12-02": polls, // today
