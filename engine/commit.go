@@ -29,8 +29,13 @@ type handover struct {
 	// announces are the callback's announcements of recordings, in order,
 	// applied before items (see stage.announces).
 	announces []cursor.Announce
-	count     batch
-	at        time.Duration // the run clock when Fluent Bit took them
+	// progress is how far its recording events take their recordings,
+	// applied after items (see stage.progress).
+	progress []sessionProgress
+	// count is what its records were, for progress and metrics (merged
+	// positions no longer tell).
+	count batch
+	at    time.Duration // the run clock when Fluent Bit took them
 	// takenAt is the wall clock then: Fluent Bit's shutdown pauses stop the
 	// run clock but not its collector.
 	takenAt time.Time
@@ -44,12 +49,13 @@ const shutdownSettle = 500 * time.Millisecond
 // handLocked moves the callback Fluent Bit has just taken to the in-flight
 // list, stamped with the run clock.
 func (e *Engine) handLocked() {
-	e.pendingCount.bytes = e.pendingBytes
-	e.startAnnouncedLocked(e.pendingAnnounces)
+	h := e.pending
+	e.pending = nil
+	e.startAnnouncedLocked(h.announces)
 	// Their recordings are started: the hold-back counts them as busy now.
-	e.pendingCount.announces = 0
-	e.inflight = append(e.inflight, handover{items: e.pending, announces: e.pendingAnnounces, count: e.pendingCount, at: e.clockLocked(), takenAt: e.opts.Now()})
-	e.pending, e.pendingAnnounces, e.pendingCount, e.pendingBytes = nil, nil, batch{}, 0
+	h.count.announces = 0
+	h.at, h.takenAt = e.clockLocked(), e.opts.Now()
+	e.inflight = append(e.inflight, *h)
 }
 
 // startAnnouncedLocked starts the recordings that the callback Fluent Bit
@@ -115,11 +121,29 @@ func (e *Engine) takeInflightLocked(n int) []handover {
 // to Fluent Bit or committed with a callback of positions alone, whose
 // recordings are not started yet.
 func (e *Engine) unsettledAnnounces() int {
-	n := e.pendingCount.announces
+	n := 0
+	if e.pending != nil {
+		n = e.pending.count.announces
+	}
 	for i := range e.inflight {
 		n += e.inflight[i].count.announces
 	}
 	return n
+}
+
+// applyLocked applies one position to the committed state.
+func (e *Engine) applyLocked(p *cursor.Pos) {
+	e.committed.Apply(p)
+	switch p.Kind {
+	case cursor.PosDayDone:
+		e.log.Infof("day %s exported", p.Day)
+	case cursor.PosSessionDone:
+		e.sessions.Forget(p.ID)
+		if p.GivenUp == nil {
+			e.exported.add(sessionHash(p.ID), e.opts.Now(), e.opts.Now(), e.cfg.ExportLateHorizon)
+			e.memoryDirty = true
+		}
+	}
 }
 
 // commitLocked applies the positions of hs, in order, to the committed
@@ -181,18 +205,8 @@ func (e *Engine) commitLocked(hs []handover) {
 				}
 			}
 			if it.Pos.Kind != 0 {
-				e.committed.Apply(&it.Pos)
+				e.applyLocked(&it.Pos)
 				dirty = true
-				switch it.Pos.Kind {
-				case cursor.PosDayDone:
-					e.log.Infof("day %s exported", it.Pos.Day)
-				case cursor.PosSessionDone:
-					e.sessions.Forget(it.Pos.ID)
-					if it.Pos.GivenUp == nil {
-						e.exported.add(sessionHash(it.Pos.ID), e.opts.Now(), e.opts.Now(), e.cfg.ExportLateHorizon)
-						e.memoryDirty = true
-					}
-				}
 			}
 			if it.CaughtUp {
 				e.auditCaughtUp = true
@@ -204,6 +218,13 @@ func (e *Engine) commitLocked(hs []handover) {
 				e.memoryDirty = true
 			}
 			*it = record.Item{}
+		}
+		for _, p := range hs[h].progress {
+			if p.id != "" {
+				pos := p.pos()
+				e.applyLocked(&pos)
+				dirty = true
+			}
 		}
 		if e.spare == nil {
 			e.spare = hs[h].items[:0]

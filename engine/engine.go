@@ -70,12 +70,7 @@ type Engine struct {
 
 	mu        sync.Mutex
 	committed *cursor.State // what is durable in Fluent Bit; saved to disk
-	pending   []record.Item // returned by the last callback, awaiting cleanup
-	// pendingAnnounces are its announcements of recordings.
-	pendingAnnounces []cursor.Announce
-	// pendingCount is what pending's records were, for progress and metrics
-	// (merged positions no longer tell).
-	pendingCount batch
+	pending   *handover     // returned by the last callback, awaiting cleanup
 	// inflight are the callbacks Fluent Bit has taken, oldest first, that
 	// may not be in a chunk yet: committed in order once durable.
 	inflight []handover
@@ -115,7 +110,6 @@ type Engine struct {
 	pollWoke      time.Time // when the last timed poll began
 	pollAim       time.Time // the callback the last timed poll was aimed at
 	progress      progress
-	pendingBytes  int
 
 	// dedupe is the bulk export's memory of recent events (queued or
 	// committed); committedIDs the committed ones, saved to the memory

@@ -35,27 +35,28 @@ func (e *Engine) Collect() []byte {
 	// on the Go heap (the whole queue's items at callback_bytes 64M).
 	for i := 0; i < 64 && e.stageLocked(stageStep); i++ {
 	}
-	if len(e.stage.items) == 0 {
+	if e.stage.empty() {
 		return nil
 	}
-	buf, items, announces, count := e.takeStageLocked()
+	buf, h := e.takeStageLocked()
 	if len(buf) == 0 {
 		// Only positions (filtered events, chunk and window ends): they
 		// go with the records before them, never past one still waiting
 		// to be durable.
 		if n := len(e.inflight); n > 0 {
 			last := &e.inflight[n-1]
-			last.items = append(last.items, items...)
-			last.announces = append(last.announces, announces...)
-			last.count.merge(count)
-			clear(items)
-			e.spare = items[:0]
+			last.items = append(last.items, h.items...)
+			last.announces = append(last.announces, h.announces...)
+			last.progress = append(last.progress, h.progress...)
+			last.count.merge(h.count)
+			clear(h.items)
+			e.spare = h.items[:0]
 		} else {
-			e.commitLocked([]handover{{items: items, announces: announces, count: count}})
+			e.commitLocked([]handover{*h})
 		}
 		return nil
 	}
-	e.pending, e.pendingAnnounces, e.pendingCount, e.pendingBytes = items, announces, count, len(buf)
+	e.pending = h
 	return buf
 }
 

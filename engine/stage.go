@@ -38,8 +38,17 @@ type stage struct {
 	// announces a recording every few events, and a callback's stay on
 	// the Go heap for commit_delay after Fluent Bit takes them.
 	announces []cursor.Announce
-	last      map[mergeKey]int
-	count     batch // the records staged, for progress and metrics
+	// progress is how far the staged recording events take their
+	// recordings, and which ones end: 32 bytes per recording instead of an
+	// Item's 224. A backlog streams thousands of recordings at once (5,000
+	// ends and as many announcements a callback in make bench), and a
+	// callback's positions stay on the Go heap for commit_delay after
+	// Fluent Bit takes them. Applied after items.
+	progress []sessionProgress
+	// inProgress is where each recording's entry in progress is.
+	inProgress map[string]int
+	last       map[mergeKey]int
+	count      batch // the records staged, for progress and metrics
 	// sessions counts the items that came from the recordings' queue: while
 	// any wait here, the export is not caught up.
 	sessions int
@@ -47,6 +56,66 @@ type stage struct {
 	// the commit by one item at the end.
 	ids []uint64
 }
+
+// sessionProgress is a recording's position (cursor.PosSession) or end
+// (cursor.PosSessionDone, not given up) in a stage: only its ID and index
+// matter, the cursor keeps the largest index, and the end supersedes both.
+// An empty id is an entry moved to items.
+type sessionProgress struct {
+	id    string
+	index int64
+	done  bool
+}
+
+func (p sessionProgress) pos() cursor.Pos {
+	if p.done {
+		return cursor.Pos{Kind: cursor.PosSessionDone, ID: p.id}
+	}
+	return cursor.Pos{Kind: cursor.PosSession, ID: p.id, Index: p.index}
+}
+
+// addProgress stages a recording's position or plain end as its progress
+// entry, one per recording (two if it goes on after its end). Anything
+// else about the recording (an end given up, an announcement or failure
+// riding on it) goes to items, and its entry so far before it, in order;
+// then it reports false.
+func (s *stage) addProgress(it *record.Item, plain bool) bool {
+	id := it.Pos.ID
+	i, ok := s.inProgress[id]
+	done := it.Pos.Kind == cursor.PosSessionDone && it.Pos.GivenUp == nil &&
+		!it.CaughtUp && it.Announce == nil && it.Failure == nil
+	switch {
+	case plain && it.Pos.Kind == cursor.PosSession:
+		if ok && !s.progress[i].done {
+			s.progress[i].index = it.Pos.Index
+			return true
+		}
+	case done:
+		if ok && !s.progress[i].done {
+			s.progress[i].done = true
+			return true
+		}
+	default:
+		if ok {
+			// An end given up supersedes the positions before it too.
+			if it.Pos.Kind != cursor.PosSessionDone || it.CaughtUp || it.Announce != nil || it.Failure != nil || s.progress[i].done {
+				s.items = append(s.items, record.Item{Pos: s.progress[i].pos()})
+			}
+			s.progress[i] = sessionProgress{}
+			delete(s.inProgress, id)
+		}
+		return false
+	}
+	if s.inProgress == nil {
+		s.inProgress = make(map[string]int)
+	}
+	s.inProgress[id] = len(s.progress)
+	s.progress = append(s.progress, sessionProgress{id: id, index: it.Pos.Index, done: done})
+	return true
+}
+
+// empty reports whether nothing was staged.
+func (s *stage) empty() bool { return len(s.items) == 0 && len(s.progress) == 0 }
 
 // mergeKey names the cursor a position moves: a chunk's, a search
 // window's or a recording's.
@@ -109,21 +178,13 @@ func (s *stage) add(it *record.Item, fromSessions bool) {
 		it.Announce, it.Failure = nil, nil
 	}
 	plain := mergeable && it.Announce == nil && it.Failure == nil
+	if k.kind == cursor.PosSession && s.addProgress(it, plain) {
+		return
+	}
 	if plain {
 		if i, ok := s.last[k]; ok {
 			s.items[i].Pos = it.Pos
 			s.items[i].Time = it.Time
-			return
-		}
-	}
-	if it.Pos.Kind == cursor.PosSessionDone && !it.CaughtUp && it.Announce == nil && it.Failure == nil {
-		// A recording's end supersedes its run of positions (the commit
-		// forgets the recording): one item, not two, per recording
-		// finished in the callback.
-		if i, ok := s.last[k]; ok {
-			s.items[i].Pos = it.Pos
-			s.items[i].Time = it.Time
-			delete(s.last, k)
 			return
 		}
 	}
@@ -170,7 +231,7 @@ func (e *Engine) stageLocked(step int) bool {
 	e.queue.Hold(qs[1] == nil)
 	moved := false
 	for _, q := range qs {
-		if q == nil || len(e.stage.items)+len(e.stage.announces) >= e.maxStageItems() {
+		if q == nil || len(e.stage.items)+len(e.stage.announces)+len(e.stage.progress) >= e.maxStageItems() {
 			continue
 		}
 		// Half the room at most per take: the other queue gets its turn,
@@ -256,12 +317,14 @@ func (e *Engine) freeLocked(buf []byte) {
 
 // takeStageLocked ends the stage: its records, positions and counts go to
 // the caller, and a new empty stage begins.
-func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, announces []cursor.Announce, count batch) {
+func (e *Engine) takeStageLocked() (buf []byte, h *handover) {
 	s := &e.stage
 	if len(s.ids) > 0 {
 		s.items = append(s.items, record.Item{IDs: s.ids})
 	}
-	buf, items, announces, count = s.buf[:s.n], s.items, s.announces, s.count
+	buf = s.buf[:s.n]
+	h = &handover{items: s.items, announces: s.announces, progress: s.progress, count: s.count}
+	h.count.bytes = s.n
 	e.recent[e.recentNext] = s.n
 	e.recentNext = (e.recentNext + 1) % stageRoomHistory
 	if s.n == 0 {
@@ -269,10 +332,11 @@ func (e *Engine) takeStageLocked() (buf []byte, items []record.Item, announces [
 		buf = nil
 	}
 	clear(s.last)
-	*s = stage{items: e.spare[:0], last: s.last}
+	clear(s.inProgress)
+	*s = stage{items: e.spare[:0], last: s.last, inProgress: s.inProgress}
 	e.spare = nil
 	e.signalStager()
-	return buf, items, announces, count
+	return buf, h
 }
 
 // signalStager wakes the stager: there is something to move, or room for it.

@@ -53,7 +53,11 @@ func TestStageMergedPositionsCommitTheSameState(t *testing.T) {
 				s = append(s, record.Item{Data: []byte{2}, Time: t0, Pos: cursor.Pos{Kind: cursor.PosSession, ID: id, Index: int64(len(s) + 1)}})
 			}
 			if r.Intn(2) == 0 {
-				s = append(s, record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: id}})
+				done := record.Item{Pos: cursor.Pos{Kind: cursor.PosSessionDone, ID: id}}
+				if r.Intn(3) == 0 {
+					done.Pos.GivenUp = &cursor.GivenUp{Reason: "missing", At: t0, Next: int64(len(s) + 1)}
+				}
+				s = append(s, done)
 			}
 			streams = append(streams, s)
 		}
@@ -108,17 +112,30 @@ func TestStageMergedPositionsCommitTheSameState(t *testing.T) {
 		for i := range sg.announces {
 			merged = append(merged, record.Item{Announce: &sg.announces[i]})
 		}
-		got := apply(base(), append(merged, sg.items...))
+		merged = append(merged, sg.items...)
+		// and the recordings' progress after the items.
+		for _, p := range sg.progress {
+			if p.id != "" {
+				merged = append(merged, record.Item{Pos: p.pos()})
+			}
+		}
+		got := apply(base(), merged)
 		require.Equal(t, want, got, "seed %d", seed)
 		assert.LessOrEqual(t, len(sg.items), len(all))
 		for k := 0; k < 3; k++ {
+			id := fmt.Sprintf("sess-%d", k)
 			n := 0
 			for i := range sg.items {
-				if sg.items[i].Pos.ID == fmt.Sprintf("sess-%d", k) {
+				if sg.items[i].Pos.ID == id {
 					n++
 				}
 			}
-			assert.LessOrEqual(t, n, 1, "seed %d: a recording's positions and its end are one item", seed)
+			for _, p := range sg.progress {
+				if p.id == id {
+					n++
+				}
+			}
+			assert.LessOrEqual(t, n, 1, "seed %d: a recording's positions and its end are one entry", seed)
 		}
 		assert.Equal(t, records, sg.count.audit+sg.count.session, "seed %d: every record counted", seed)
 		for i := range sg.items {
