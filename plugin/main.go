@@ -146,13 +146,25 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 
 // cAlloc returns n bytes of C memory: Fluent Bit frees the buffer with free()
 // when it has no cleanup callback to call.
+//
+// It asks malloc for at least mmapAlways bytes, so that glibc maps the
+// buffer on its own and unmaps it at free(). A smaller buffer comes, once a
+// larger one has been freed, from the arena of the calling thread, and
+// stays there after free(): the stager runs on any of the Go runtime's
+// threads, so each of them kept a callback's worth (make bench at
+// callback_bytes 16M: peak RSS 266-299 MB, against 180-205 MB at 64M).
+// Only the pages written count: the rest of the mapping is never touched.
 func cAlloc(n int) []byte {
-	p := C.malloc(C.size_t(n))
+	p := C.malloc(C.size_t(max(n, mmapAlways)))
 	if p == nil {
 		panic(fmt.Sprintf("malloc(%d) failed", n))
 	}
 	return unsafe.Slice((*byte)(p), n)
 }
+
+// mmapAlways is above glibc's largest dynamic mmap threshold
+// (DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB on 64-bit systems).
+const mmapAlways = 32<<20 + 1<<12
 
 // engineOf is the engine of an input, or nil.
 func engineOf(in *instances.Instance) *engine.Engine {
