@@ -47,18 +47,28 @@ func (a *auditPathResult) String() string {
 		a.N, a.WallS, a.rate(), a.Steady, a.MaxTake, a.CPUS/float64(a.N)*1e6, mb(a.HWM))
 }
 
+// auditSettings are the callback_bytes and queue_bytes of the audit path
+// alone: the ceiling's, so that it shows what the path can carry.
+func (c *config) auditSettings() (callback, queue string) {
+	if c.ceilingCallback == "" {
+		return c.callbackBytes, c.queueBytes
+	}
+	return c.ceilingCallback, c.ceilingQueue
+}
+
 // runAuditPath runs this program as the audit-path child.
 func runAuditPath(c *config, auth *authProc, start time.Time, memLimit string) (*auditPathResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
+	cb, qb := c.auditSettings()
 	storage := filepath.Join(c.dir, "audit-path", "storage")
 	os.RemoveAll(storage)
 	cmd := exec.Command(self, "-audit-path-child",
 		"-child-addr", auth.addr, "-child-identity", auth.identity, "-child-storage", storage,
 		"-child-start", start.Format(time.RFC3339Nano), "-n", strconv.FormatInt(c.n, 10),
-		"-concurrency", strconv.Itoa(c.concurrency), "-callback-bytes", c.callbackBytes, "-queue-bytes", c.queueBytes)
+		"-concurrency", strconv.Itoa(c.concurrency), "-ceiling-callback-bytes", cb, "-ceiling-queue-bytes", qb)
 	cmd.Stderr = os.Stderr
 	if memLimit != "" {
 		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)

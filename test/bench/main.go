@@ -16,7 +16,7 @@
 //
 // Usage (from the repository root, after `make build`):
 //
-//	go run ./test/bench [-n 1000000] [-rss-n 5000000] [-callback-bytes 64M] ...
+//	go run ./test/bench [-n 1000000] [-rss-n 5000000] [-callback-bytes 16M] ...
 package main
 
 import (
@@ -38,20 +38,25 @@ type config struct {
 	concurrency   int
 	callbackBytes string
 	queueBytes    string
-	extraProps    string
-	baselineN     int
-	rate          float64
-	poll          string
-	freshFor      time.Duration
-	warmup        time.Duration
-	timeout       time.Duration
-	rssTimeout    time.Duration
-	dir           string
-	auth, host    string
-	plugin        string
-	skip          string
-	verbose       bool
-	auditMemLimit string
+	// ceilingCallback and ceilingQueue are the settings of the rate
+	// ceiling's run and of the audit path alone: chunks as large as a
+	// second of records, whatever Fluent Bit's copies of them cost.
+	ceilingCallback string
+	ceilingQueue    string
+	extraProps      string
+	baselineN       int
+	rate            float64
+	poll            string
+	freshFor        time.Duration
+	warmup          time.Duration
+	timeout         time.Duration
+	rssTimeout      time.Duration
+	dir             string
+	auth, host      string
+	plugin          string
+	skip            string
+	verbose         bool
+	auditMemLimit   string
 	// The search-path section.
 	searchN         int
 	searchDays      float64
@@ -94,8 +99,10 @@ func main() {
 	flag.Int64Var(&c.rssN, "rss-n", 0, "second backlog size for the peak-RSS flatness check (default: 5×n, or n/5 when n ≥ 5,000,000; -1 = skip)")
 	flag.Float64Var(&c.days, "days", 2, "the backlog spans this many days, ending now")
 	flag.IntVar(&c.concurrency, "concurrency", 5, "export chunks fetched at once (plugin and bare drain)")
-	flag.StringVar(&c.callbackBytes, "callback-bytes", "64M", "plugin callback_bytes")
-	flag.StringVar(&c.queueBytes, "queue-bytes", "16M", "plugin queue_bytes (the audit queue gets half)")
+	flag.StringVar(&c.callbackBytes, "callback-bytes", "16M", "plugin callback_bytes (peak RSS is about 95 MB plus three times a callback: docs/benchmarks.md#settings)")
+	flag.StringVar(&c.queueBytes, "queue-bytes", "8M", "plugin queue_bytes (the audit queue gets half)")
+	flag.StringVar(&c.ceilingCallback, "ceiling-callback-bytes", "64M", "callback_bytes of the rate-ceiling run and the audit path alone (\"\" = skip the ceiling run)")
+	flag.StringVar(&c.ceilingQueue, "ceiling-queue-bytes", "16M", "queue_bytes of the rate-ceiling run and the audit path alone")
 	flag.StringVar(&c.extraProps, "props", "", "more plugin properties, k=v,k=v")
 	flag.IntVar(&c.baselineN, "baseline", 20_000, "events POSTed by the Event-Handler-style baseline (the rate is extrapolated)")
 	flag.Float64Var(&c.rate, "rate", 1000, "events/s written during the freshness run")
@@ -106,7 +113,7 @@ func main() {
 	flag.DurationVar(&c.rssTimeout, "rss-timeout", 10*time.Minute, "the same for the drain of the second size")
 	flag.StringVar(&c.dir, "dir", "build/bench", "working directory (state, logs, results.md)")
 	bin := flag.String("bin", "build", "directory holding teleportd, flbhost and in_teleport.so")
-	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,athena,audit,rss,baseline,fresh,restart,search")
+	flag.StringVar(&c.skip, "skip", "", "phases to skip: bare,plugin,ceiling,athena,audit,rss,baseline,fresh,restart,search")
 	flag.IntVar(&c.searchN, "search-n", 150_000, "search path: events in the backlog of a stand-in without the export API")
 	flag.Float64Var(&c.searchDays, "search-days", 3, "search path: the backlog spans this many days")
 	flag.IntVar(&c.searchBatch, "search-batch", 500, "search path: the plugin's batch (and the bare client's serial page size)")
@@ -123,7 +130,7 @@ func main() {
 	childStart := flag.String("child-start", "", "(internal)")
 	flag.Parse()
 	if *child {
-		if err := auditPathChild(*childAddr, *childID, *childStorage, *childStart, c.n, c.concurrency, c.callbackBytes, c.queueBytes); err != nil {
+		if err := auditPathChild(*childAddr, *childID, *childStorage, *childStart, c.n, c.concurrency, c.ceilingCallback, c.ceilingQueue); err != nil {
 			fatal(err)
 		}
 		return
@@ -203,6 +210,19 @@ func run(c *config, res *results, logw io.Writer) error {
 			return err
 		}
 		res.plugin = d
+		progress("  %s", d)
+	}
+
+	if !c.skips("ceiling") && c.ceilingCallback != "" {
+		progress("plugin at callback_bytes %s, queue_bytes %s (the rate ceiling): %d events", c.ceilingCallback, c.ceilingQueue, c.n)
+		props := c.pluginProps(auth)
+		props["start_time"] = startTime.Format(time.RFC3339)
+		props["callback_bytes"], props["queue_bytes"] = c.ceilingCallback, c.ceilingQueue
+		d, err := drainPlugin(c, auth, c.n, filepath.Join(c.dir, "plugin-ceiling"), props, c.timeout, logw)
+		if err != nil {
+			return err
+		}
+		res.ceiling = d
 		progress("  %s", d)
 	}
 

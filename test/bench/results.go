@@ -44,6 +44,8 @@ type results struct {
 	machine string
 	bare    *bareResult
 	plugin  *drainResult
+	// ceiling is the plugin at the ceiling settings (larger callbacks).
+	ceiling *drainResult
 	// athena is the plugin on a stand-in in Athena mode (late chunks,
 	// repeated events, rows out of order).
 	athena *drainResult
@@ -106,6 +108,13 @@ func (r *results) table() string {
 		}
 		row("plugin CPU (host process) per million events", fmt.Sprintf("%.1f s (stand-in: %.1f s)", perM(p.cpu, p.n), perM(p.authCPU, p.n)), "", "")
 	}
+	if q := r.ceiling; q != nil {
+		res := fmt.Sprintf("%s (steady %s, largest callback %s records; CPU %.1f s/M; peak RSS %s)", rateStr(q.rate()), rateStr(q.steadyRate), count(q.maxBatch), perM(q.cpu, q.n), mb(q.hwm))
+		if q.timedOut {
+			res = fmt.Sprintf("%s (timed out: %s of %s events in %.0f s; peak RSS %s)", rateStr(q.rate()), count(q.n), count(q.want), q.wall.Seconds(), mb(q.hwm))
+		}
+		row(fmt.Sprintf("the same at callback_bytes %s, queue_bytes %s: the rate ceiling, with chunks as large as a second of records", c.ceilingCallback, c.ceilingQueue), res, "", "")
+	}
 	if a := r.athena; a != nil {
 		res := fmt.Sprintf("%s (%s distinct events in %.1f s; %s recording events alongside)", rateStr(a.rate()), count(a.n), a.wall.Seconds(), count(a.sessions))
 		if a.timedOut {
@@ -115,7 +124,8 @@ func (r *results) table() string {
 			res, "", "")
 	}
 	if a := r.audit; a != nil {
-		row("audit path alone: the plugin's export source, queue, copy and commit, no recordings (own process, 1 s takes)",
+		cb, _ := c.auditSettings()
+		row(fmt.Sprintf("audit path alone: the plugin's export source, queue, copy and commit, no recordings (own process, 1 s takes, callback_bytes %s)", cb),
 			fmt.Sprintf("%s (steady %s; CPU %.1f s/M; peak RSS %s)", rateStr(a.rate()), rateStr(a.Steady), a.CPUS/float64(a.N)*1e6, mb(a.HWM)),
 			"", "")
 	}
