@@ -82,8 +82,8 @@ func (p sessionProgress) pos() cursor.Pos {
 func (s *stage) addProgress(it *record.Item, plain bool) bool {
 	id := it.Pos.ID
 	i, ok := s.inProgress[id]
-	done := it.Pos.Kind == cursor.PosSessionDone && it.Pos.GivenUp == nil &&
-		!it.CaughtUp && it.Announce == nil && it.Failure == nil
+	end := it.Pos.Kind == cursor.PosSessionDone && !it.CaughtUp && it.Announce == nil && it.Failure == nil
+	done := end && it.Pos.GivenUp == nil
 	switch {
 	case plain && it.Pos.Kind == cursor.PosSession:
 		if ok && !s.progress[i].done {
@@ -98,7 +98,7 @@ func (s *stage) addProgress(it *record.Item, plain bool) bool {
 	default:
 		if ok {
 			// An end given up supersedes the positions before it too.
-			if it.Pos.Kind != cursor.PosSessionDone || it.CaughtUp || it.Announce != nil || it.Failure != nil || s.progress[i].done {
+			if !end || s.progress[i].done {
 				s.items = append(s.items, record.Item{Pos: s.progress[i].pos()})
 			}
 			s.progress[i] = sessionProgress{}
