@@ -97,7 +97,7 @@ func TestLoadDefaults(t *testing.T) {
 		LockPeriod:             time.Minute,
 		ProgressInterval:       30 * time.Second,
 		CallbackBytes:          1000 << 10,
-		QueueBytes:             32 << 20,
+		QueueBytes:             8 << 20,
 		CommitDelay:            time.Second,
 	}
 	want.Sources = cfg.Sources
@@ -486,7 +486,7 @@ func TestSizes(t *testing.T) {
 		callback int
 		queue    int
 	}{
-		{callback: 1000 << 10, queue: 32 << 20},
+		{callback: 1000 << 10, queue: 8 << 20},
 		{props: map[string]string{"callback_bytes": "64K", "queue_bytes": "1M"}, callback: 64 << 10, queue: 1 << 20},
 		{props: map[string]string{"callback_bytes": "65536", "queue_bytes": "1048576"}, callback: 65536, queue: 1 << 20},
 		{props: map[string]string{"callback_bytes": "2mib", "queue_bytes": "1g"}, callback: 2 << 20, queue: 1 << 30},
@@ -661,7 +661,7 @@ func TestRedacted(t *testing.T) {
 	assert.Equal(t, "5s", red["poll_interval"])
 	assert.Equal(t, "true", red["debug"])
 	assert.Equal(t, "1000KiB", red["callback_bytes"])
-	assert.Equal(t, "32MiB", red["queue_bytes"])
+	assert.Equal(t, "8MiB", red["queue_bytes"])
 	assert.Len(t, red, len(keyDefs)+1)
 
 	s := cfg.String()
