@@ -28,8 +28,8 @@ type hostRun struct {
 // fromDisk drops the page cache of the plugin's .so, so the host maps it as
 // a Fluent Bit started after a reboot does: read from disk, in small folios.
 // A .so the linker has just written is in 2 MB folios, which the kernel
-// maps whole on first touch (Linux 6.18, ext4): about 10 MB more of the
-// host's peak RSS, the same in every phase and build
+// maps whole on first touch (Linux 6.18, ext4): up to 15 MB more of the
+// host's peak RSS, whatever the phase or build
 // (docs/benchmarks.md#memory-sixth-round-the-plugins-code).
 func fromDisk(path string) error {
 	f, err := os.Open(path)
