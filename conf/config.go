@@ -101,7 +101,7 @@ const (
 	DefaultPollInterval           = 5 * time.Second
 	DefaultRefreshInterval        = time.Minute
 	DefaultCallbackBytes          = FluentBitChunkBytes / 2 // 1000K: two callbacks fill one of Fluent Bit's chunks (chunk.go)
-	DefaultQueueBytes             = 8 << 20 // the stager takes records as they arrive: more only waits on the Go heap (docs/benchmarks.md)
+	DefaultQueueBytes             = 8 << 20                 // the stager takes records as they arrive: more only waits on the Go heap (docs/benchmarks.md)
 	DefaultProgressInterval       = 30 * time.Second
 	DefaultLockAttempts           = 3
 	DefaultCommitDelay            = time.Second
