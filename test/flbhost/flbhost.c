@@ -230,6 +230,8 @@ struct hchunk {
     struct hchunk *next;
 };
 #define FS_MAX_SIZE 2048000 /* FLB_INPUT_CHUNK_FS_MAX_SIZE: a chunk over it is locked */
+#define CHUNK_SIZE_HINT 262144   /* FLB_INPUT_CHUNK_SIZE: a new chunk's buffer */
+#define CHUNK_REALLOC_STEP 32768 /* cio_memfs realloc_size: eight pages */
 
 struct flb_input_instance {
     int id;
@@ -1295,10 +1297,18 @@ static void chunk_append(struct flb_input_instance *in, struct rb_entry *e)
         ingest_write(in, e->buf, e->len);
     }
     else {
+        /* chunkio's memfs (cio_memfs_open, cio_memfs_write): a new chunk
+         * mallocs FLB_INPUT_CHUNK_SIZE, and grows by realloc in steps of
+         * eight pages to what the append needs, not by doubling: which of
+         * glibc's heaps and mappings the copies land in, and keep, follows */
+        if (!ch->buf) {
+            ch->cap = CHUNK_SIZE_HINT;
+            ch->buf = xrealloc(NULL, ch->cap);
+        }
         if (ch->len + e->len > ch->cap) {
-            size_t cap = ch->cap ? ch->cap : 65536;
+            size_t cap = ch->cap + CHUNK_REALLOC_STEP;
             while (cap < ch->len + e->len) {
-                cap *= 2;
+                cap += CHUNK_REALLOC_STEP;
             }
             ch->buf = xrealloc(ch->buf, cap);
             ch->cap = cap;
