@@ -140,7 +140,7 @@ func (st *State) Validate() error {
 	if st.Version < 1 || st.Version > Version {
 		return fmt.Errorf("version %d is not supported (this plugin reads versions 1 to %d)", st.Version, Version)
 	}
-	if err := checkTime("start_time", st.StartTime); err != nil {
+	if err := checkTime(st.StartTime, "start_time"); err != nil {
 		return err
 	}
 	switch st.Mode {
@@ -185,7 +185,7 @@ func (st *State) Validate() error {
 		case ss.Next < 0:
 			return fmt.Errorf("sessions[%q].next is negative (%d)", id, ss.Next)
 		}
-		if err := checkTime(fmt.Sprintf("sessions[%q].announced", id), ss.Announced); err != nil {
+		if err := checkTime(ss.Announced, "sessions[%q].announced", id); err != nil {
 			return err
 		}
 	}
@@ -207,7 +207,7 @@ func (st *State) Validate() error {
 		case !utf8.ValidString(c.Reason) || !utf8.ValidString(c.Cursor):
 			return fmt.Errorf("set_aside[%d] has a reason or cursor that is not valid UTF-8", i)
 		}
-		if err := checkTime(fmt.Sprintf("set_aside[%d].at", i), c.At); err != nil {
+		if err := checkTime(c.At, "set_aside[%d].at", i); err != nil {
 			return err
 		}
 	}
@@ -227,7 +227,7 @@ func (st *State) Validate() error {
 			return fmt.Errorf("given_up[%d].next is negative (%d)", i, g.Next)
 		}
 		seen[g.SessionID] = true
-		if err := checkTime(fmt.Sprintf("given_up[%d].at", i), g.At); err != nil {
+		if err := checkTime(g.At, "given_up[%d].at", i); err != nil {
 			return err
 		}
 	}
@@ -237,7 +237,7 @@ func (st *State) Validate() error {
 				return fmt.Errorf("locking.failures has an empty or invalid user %q", u)
 			}
 			for _, t := range ts {
-				if err := checkTime(fmt.Sprintf("locking.failures[%q]", u), t); err != nil {
+				if err := checkTime(t, "locking.failures[%q]", u); err != nil {
 					return err
 				}
 			}
@@ -246,7 +246,7 @@ func (st *State) Validate() error {
 			if u == "" || !utf8.ValidString(u) {
 				return fmt.Errorf("locking.pending has an empty or invalid user %q", u)
 			}
-			if err := checkTime(fmt.Sprintf("locking.pending[%q]", u), t); err != nil {
+			if err := checkTime(t, "locking.pending[%q]", u); err != nil {
 				return err
 			}
 		}
@@ -304,7 +304,7 @@ func (e *Export) validate() error {
 }
 
 func (s *Search) validate() error {
-	if err := checkTime("search.window_start", s.WindowStart); err != nil {
+	if err := checkTime(s.WindowStart, "search.window_start"); err != nil {
 		return err
 	}
 	if !utf8.ValidString(s.Key) {
@@ -321,10 +321,10 @@ func (s *Search) validate() error {
 		if w == nil {
 			return fmt.Errorf("%s is null", name)
 		}
-		if err := checkTime(name+".start", w.Start); err != nil {
+		if err := checkTime(w.Start, "%s", name+".start"); err != nil {
 			return err
 		}
-		if err := checkTime(name+".end", w.End); err != nil {
+		if err := checkTime(w.End, "%s", name+".end"); err != nil {
 			return err
 		}
 		switch {
@@ -348,7 +348,7 @@ func (s *Search) validate() error {
 		if e.ID == "" || len(e.ID) > 512 || !utf8.ValidString(e.ID) {
 			return fmt.Errorf("%s has an empty, overlong or invalid id", name)
 		}
-		if err := checkTime(name+".time", e.Time); err != nil {
+		if err := checkTime(e.Time, "%s", name+".time"); err != nil {
 			return err
 		}
 		if e.Time.Before(s.WindowStart) {
@@ -358,12 +358,15 @@ func (s *Search) validate() error {
 	return nil
 }
 
-func checkTime(name string, t time.Time) error {
+// checkTime checks a time field; its name (a format and its arguments) is
+// only formatted for an error: a state holds thousands of recordings, and
+// Save validates it at every commit.
+func checkTime(t time.Time, name string, args ...any) error {
 	if t.IsZero() {
-		return fmt.Errorf("%s is not set", name)
+		return fmt.Errorf(name+" is not set", args...)
 	}
 	if y := t.UTC().Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("%s is out of range (year %d)", name, y)
+		return fmt.Errorf(name+" is out of range (year %d)", append(args, y)...)
 	}
 	return nil
 }
