@@ -84,6 +84,7 @@ func thread() uint64 { return uint64(C.tfb_thread_id()) }
 func FLBPluginRegister(def unsafe.Pointer) (rc C.int) {
 	defer guard("FLBPluginRegister", &rc, -1)
 	C.tfb_small_pages() // how many segments: nothing to do if none (mapping.c)
+	fixMmapThreshold(os.Getenv)
 	return C.int(input.FLBPluginRegister(def, "teleport", "Teleport audit events and session recordings"))
 }
 

@@ -16,7 +16,7 @@
 //
 // Usage (from the repository root, after `make build`):
 //
-//	go run ./test/bench [-n 1000000] [-rss-n 5000000] [-callback-bytes 18M] ...
+//	go run ./test/bench [-n 1000000] [-rss-n 5000000] [-callback-bytes 24M] ...
 package main
 
 import (
@@ -99,7 +99,7 @@ func main() {
 	flag.Int64Var(&c.rssN, "rss-n", 0, "second backlog size for the peak-RSS flatness check (default: 5×n, or n/5 when n ≥ 5,000,000; -1 = skip)")
 	flag.Float64Var(&c.days, "days", 2, "the backlog spans this many days, ending now")
 	flag.IntVar(&c.concurrency, "concurrency", 5, "export chunks fetched at once (plugin and bare drain)")
-	flag.StringVar(&c.callbackBytes, "callback-bytes", "18M", "plugin callback_bytes (peak RSS is about 85 MB plus three times a callback: docs/benchmarks.md#settings)")
+	flag.StringVar(&c.callbackBytes, "callback-bytes", "24M", "plugin callback_bytes (it bounds the rate and the peak RSS: docs/benchmarks.md#settings)")
 	flag.StringVar(&c.queueBytes, "queue-bytes", "4M", "plugin queue_bytes (the audit queue gets half)")
 	flag.StringVar(&c.ceilingCallback, "ceiling-callback-bytes", "64M", "callback_bytes of the rate-ceiling run and the audit path alone (\"\" = skip the ceiling run)")
 	flag.StringVar(&c.ceilingQueue, "ceiling-queue-bytes", "16M", "queue_bytes of the rate-ceiling run and the audit path alone")
