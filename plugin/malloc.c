@@ -10,7 +10,9 @@
 // (in the Fluent Bit stand-in, 131-149 MB at callback_bytes 18M; 152-184
 // MB at 64M). A fixed threshold (M_MMAP_THRESHOLD also turns the
 // adjustment off) keeps every copy of 4 MiB or more in a mapping of its
-// own, gone at free(). Fluent Bit's own allocations are rarely that large;
+// own, gone at free(). It is set at registration, while Fluent Bit loads
+// its plugins, before it starts its engine and input threads (mallopt is
+// not meant to race malloc). Fluent Bit's own allocations are rarely that large;
 // jemalloc builds (the official images) do not use glibc's malloc for
 // them, and there this changes nothing.
 
