@@ -9,7 +9,6 @@ void tfb_set_remote_context(void *plugin, uintptr_t id);
 uint64_t tfb_thread_id(void);
 int tfb_small_pages(void);
 int tfb_fix_mmap_threshold(int bytes);
-size_t tfb_mapped_blocks(void);
 int tfb_mapped_after_free(size_t big, size_t small);
 
 #endif

@@ -156,6 +156,8 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc C.int) {
 // threads, so each of them kept a callback's worth (make bench at
 // callback_bytes 16M: peak RSS 266-299 MB, against 180-205 MB at 64M).
 // Only the pages written count: the rest of the mapping is never touched.
+// The threshold the plugin fixes (malloc.c) maps only blocks of 4 MiB or
+// more, and an operator may set another: this holds for any callback.
 func cAlloc(n int) []byte {
 	p := C.malloc(C.size_t(max(n, mmapAlways)))
 	if p == nil {

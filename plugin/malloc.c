@@ -12,9 +12,9 @@
 // adjustment off) keeps every copy of 4 MiB or more in a mapping of its
 // own, gone at free(). It is set at registration, while Fluent Bit loads
 // its plugins, before it starts its engine and input threads (mallopt is
-// not meant to race malloc). Fluent Bit's own allocations are rarely that large;
-// jemalloc builds (the official images) do not use glibc's malloc for
-// them, and there this changes nothing.
+// not meant to race malloc). Fluent Bit's own allocations are rarely that
+// large; jemalloc builds (the official images) do not use glibc's malloc
+// for them, and there this changes nothing.
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -40,9 +40,8 @@ int tfb_fix_mmap_threshold(int bytes)
 #endif
 }
 
-// tfb_mapped_blocks is how many blocks glibc holds in mappings of their own
-// (what the tests check).
-size_t tfb_mapped_blocks(void)
+// mapped_blocks is how many blocks glibc holds in mappings of their own.
+static size_t mapped_blocks(void)
 {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     return mallinfo2().hblks;
@@ -62,12 +61,12 @@ int tfb_mapped_after_free(size_t big, size_t small)
     }
     ((volatile char *) b)[0] = 1;
     free(b);
-    size_t before = tfb_mapped_blocks();
+    size_t before = mapped_blocks();
     void *s = malloc(small);
     if (s == NULL) {
         return -1;
     }
-    size_t during = tfb_mapped_blocks();
+    size_t during = mapped_blocks();
     free(s);
     return during > before;
 }
