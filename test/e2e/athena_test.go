@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/cursor"
+	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/flbhost"
 	"github.com/teleport-fluent-bit/teleport-fluent-bit/test/teleportd"
 )
 
@@ -32,20 +33,29 @@ func TestAthenaBulkExport(t *testing.T) {
 	// the default 8M, one at times).
 	props := r.props("callback_bytes=64K", "queue_bytes=32M", "export_chunk_max_attempts=2", "export_late_poll_max=1s")
 
-	// A first graceful run stops with chunks begun.
-	h := r.host(hostOpts{props: props})
-	r.waitCount(h, 2500, 60*time.Second)
-	require.NoError(t, h.Stop())
-	st, err := cursor.Peek(r.storage)
-	require.NoError(t, err)
+	// Graceful runs stop with chunks begun. How many the fetchers have begun
+	// at a stop depends on the machine's speed (one at times on a loaded CI
+	// machine), so the test runs on, a few hundred events at a time, until a
+	// stop finds two; every such run is graceful, so nothing is handed over
+	// twice.
+	var h *flbhost.Host
 	var begun [][2]string // day, chunk
-	for day, d := range st.Export.Days {
-		for c := range d.Cursors {
-			begun = append(begun, [2]string{day, c})
+	for n := 2500; len(begun) < 2; n += 700 {
+		require.Less(t, n, 2500+8*700, "no stop found two chunks in progress: %v", begun)
+		h = r.host(hostOpts{props: props})
+		r.waitCount(h, n, 60*time.Second)
+		require.NoError(t, h.Stop())
+		st, err := cursor.Peek(r.storage)
+		require.NoError(t, err)
+		begun = begun[:0]
+		for day, d := range st.Export.Days {
+			for c := range d.Cursors {
+				begun = append(begun, [2]string{day, c})
+			}
 		}
+		t.Logf("the stop after %d events found %d chunks in progress", n, len(begun))
 	}
 	sort.Slice(begun, func(i, j int) bool { return begun[i][1] < begun[j][1] })
-	require.GreaterOrEqual(t, len(begun), 2, "chunks in progress at the stop")
 	removed, refused := begun[0], begun[1]
 	r.auth.RemoveChunk(removed[1])
 	r.auth.RejectCursors(refused[1])
